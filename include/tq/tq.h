@@ -1,0 +1,361 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * tq.h - the public interface of libtq, a task queue for one host whose
+ * whole engine lives in one POSIX shared-memory segment.
+ *
+ * Producers and workers attach to a named segment and hand tasks to each
+ * other through lock-free per-priority queues; there is no broker process
+ * in the path. Everything declared in this header is the API; nothing else
+ * in the source tree is.
+ *
+ * Conventions, for every function below unless it says otherwise:
+ *  - Functions return an int: >= 0 on success, a negative errno on failure.
+ *    tq_strerror() turns a result into words. The library never logs, never
+ *    calls exit() and never raises a signal.
+ *  - Output parameters are left untouched on failure. Destructors accept NULL.
+ *  - A `tq` handle belongs to one thread at a time. Open one handle per
+ *    thread; any number of handles, in any number of processes, may work on
+ *    one segment concurrently.
+ *  - No call waits for another process's progress without a bound: every wait
+ *    takes a timeout, and a process killed at any instruction leaves every
+ *    other one able to go on (see docs/protocols.md).
+ *  - A segment whose contents fail a check yields -EPROTO, never a crash or a
+ *    write outside the mapping.
+ */
+#ifndef TQ_TQ_H
+#define TQ_TQ_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <tq/version.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__)
+#define TQ_API __attribute__((visibility("default")))
+#else
+#define TQ_API
+#endif
+
+/** Opaque, process-local handle on one attached segment. */
+typedef struct tq tq;
+
+/* ------------------------------------------------------------------------
+ * Limits
+ */
+#define TQ_NAME_MAX        200          /* segment name, leading '/' included */
+#define TQ_QUEUE_NAME_MAX  47           /* queue name, [A-Za-z0-9_.:-] */
+#define TQ_QUEUES_MAX      256          /* named queues per segment */
+#define TQ_LEVELS_MAX      64           /* priority levels per segment */
+#define TQ_CAPACITY_MAX    (1u << 28)   /* tasks held at once */
+#define TQ_PAYLOAD_MAX     (16u << 20)  /* largest payload class ever */
+#define TQ_TYPE_MAX        65535u       /* largest task type tag */
+#define TQ_ATTEMPTS_MAX    255u         /* largest max_attempts */
+#define TQ_BATCH_MAX       64u          /* tasks per submit or lease call */
+#define TQ_HELD_MAX        256u         /* tasks and slots one handle holds */
+
+/* ------------------------------------------------------------------------
+ * Segment lifetime
+ */
+
+/** Creation-time layout of a segment. Zero a struct or call
+ * tq_config_init() for the defaults, then change what you need. */
+struct tq_config {
+	uint32_t queues;       /* named queues, 1..TQ_QUEUES_MAX (default 16) */
+	uint32_t levels;       /* priority levels, 1..64 (default 8); 0 is the most urgent */
+	uint32_t capacity;     /* tasks held at once, 64..TQ_CAPACITY_MAX (default 1 Mi) */
+	uint32_t max_payload;  /* largest payload or result in bytes (default 1 MiB) */
+	uint32_t procs;        /* handles attached at once, 8..4096 (default 256) */
+	uint32_t mode;         /* permission bits (default 0600; 0660 with a group) */
+	int64_t  group;        /* group owning the segment, or -1 for none (default) */
+	uint64_t arena_bytes;  /* bytes for out-of-slot payloads, split over the
+	                        * size classes (default 64 MiB, pages are only
+	                        * used when touched) */
+};
+
+/** Fill *cfg with the defaults listed above. */
+TQ_API void tq_config_init(struct tq_config *cfg);
+
+/**
+ * Create the segment `name` (one optional leading '/', no other '/', at
+ * most TQ_NAME_MAX bytes) with shm_open(O_CREAT|O_EXCL) and attach to it.
+ * cfg may be NULL for the defaults.
+ *
+ * Errors: -EINVAL bad name or configuration, -ENAMETOOLONG, -EEXIST the
+ * segment exists, -ENOMEM/-ENOSPC no room, -EACCES/-EPERM, -EUSERS no free
+ * process slot (cannot happen on a new segment).
+ */
+TQ_API int tq_create(const char *name, const struct tq_config *cfg, tq **ret);
+
+/**
+ * Attach to an existing segment. Errors: -ENOENT no such segment, -EPROTO
+ * wrong magic, layout version or size (tq_last_error() says which),
+ * -EUSERS every process slot is taken, -EACCES.
+ */
+TQ_API int tq_attach(const char *name, tq **ret);
+
+/** Give back the handle's process slot and unmap. Tasks the handle still
+ * leases stay recorded against it for a supervisor to recover. NULL is a
+ * no-op. */
+TQ_API void tq_detach(tq *t);
+
+/** Remove the segment's name; mapped handles keep working. -ENOENT if absent. */
+TQ_API int tq_unlink(const char *name);
+
+/** Words for a result of any tq function (negative errno). Never NULL. */
+TQ_API const char *tq_strerror(int err);
+
+/** A sentence on the last failure of this handle's last call, more specific
+ * than tq_strerror() (e.g. which header field failed), or "" if none. For
+ * tq_create()/tq_attach(), which have no handle yet, pass NULL: the text is
+ * kept per thread. */
+TQ_API const char *tq_last_error(const tq *t);
+
+/* ------------------------------------------------------------------------
+ * Queues
+ */
+
+/** Per-queue settings, fixed when the queue is declared. Zero = default. */
+struct tq_queue_config {
+	uint32_t max_length;     /* tasks pending + leased at most; 0 = segment capacity */
+	uint32_t lease_ms;       /* default lease length (default 30000) */
+	uint32_t max_attempts;   /* default attempts before dead letter (default 3) */
+	uint32_t weight;         /* share of this queue under TQ_POLICY_WEIGHTED (default 1) */
+	uint32_t level_weight[TQ_LEVELS_MAX]; /* share of each level under
+	                          * TQ_POLICY_WEIGHTED; 0 = default 2^(levels-1-l) */
+};
+
+/**
+ * Declare the queue `name` or look it up if it exists (its configuration is
+ * then left as it was; qc is ignored). Returns the queue index (>= 0), which
+ * every other call takes. qc may be NULL.
+ * Errors: -EINVAL bad name or config, -ENOSPC every queue is declared.
+ */
+TQ_API int tq_queue_declare(tq *t, const char *name, const struct tq_queue_config *qc);
+
+/** Index of an existing queue, or -ENOENT. */
+TQ_API int tq_queue_find(tq *t, const char *name);
+
+/** Copy queue q's name into buf (size >= TQ_QUEUE_NAME_MAX + 1). */
+TQ_API int tq_queue_name(tq *t, int q, char *buf, size_t size);
+
+/** Stop (pause) or restart (resume) leasing from queue q. Submits are still
+ * accepted while it is paused. Idempotent. */
+TQ_API int tq_queue_pause(tq *t, int q);
+TQ_API int tq_queue_resume(tq *t, int q);
+/** 1 if queue q is paused, 0 if not. */
+TQ_API int tq_queue_paused(tq *t, int q);
+
+/* ------------------------------------------------------------------------
+ * Submitting
+ */
+
+/** Options of a submit; a zeroed struct (or NULL) gives the defaults. */
+struct tq_submit_opts {
+	uint32_t level;          /* priority level, 0 = most urgent (default 0) */
+	uint32_t type;           /* application's task type tag, 0..TQ_TYPE_MAX */
+	uint32_t max_attempts;   /* 0 = queue default */
+	uint32_t lease_ms;       /* 0 = queue default */
+	uint64_t not_before_ns;  /* CLOCK_REALTIME; not leased before; 0 = now */
+	int32_t  timeout_ms;     /* when full: 0 = -EAGAIN at once, < 0 = wait
+	                          * without limit, > 0 = wait that long, then
+	                          * -ETIMEDOUT */
+	uint32_t flags;          /* reserved, must be 0 */
+};
+
+/** One task of a batch: its payload, and level and type overriding opts. */
+struct tq_task_spec {
+	const void *payload;
+	uint32_t len;
+	uint32_t level;
+	uint32_t type;
+};
+
+/**
+ * Submit one task to queue q. On success *id (if not NULL) gets the task
+ * ID: 64 bits, never given to another task in the segment's life, looked up
+ * in O(1). The task is accepted when this returns 0: from then on it is
+ * never lost, whoever dies.
+ * Errors: -EINVAL, -ENOENT no queue q, -EMSGSIZE payload over max_payload,
+ * -EAGAIN full (queue max_length or segment capacity) and timeout_ms == 0,
+ * -ETIMEDOUT still full after timeout_ms, -EPROTO corrupt segment.
+ * Lock-free; any number of callers concurrently.
+ */
+TQ_API int tq_submit(tq *t, int q, const void *payload, size_t len,
+		     const struct tq_submit_opts *opts, uint64_t *id);
+
+/**
+ * Submit n (1..TQ_BATCH_MAX) tasks to queue q in one call. Returns how many
+ * were accepted, always a prefix of specs (their IDs in ids[0..ret-1]).
+ * When room runs out with timeout_ms == 0, the accepted prefix is returned,
+ * or -EAGAIN if none fit.
+ */
+TQ_API int tq_submit_batch(tq *t, int q, const struct tq_task_spec *specs, unsigned n,
+			   const struct tq_submit_opts *opts, uint64_t *ids);
+
+/* ------------------------------------------------------------------------
+ * Leasing and finishing
+ */
+
+enum tq_policy {
+	TQ_POLICY_STRICT = 0,    /* always the most urgent level first */
+	TQ_POLICY_WEIGHTED = 1,  /* smooth weighted round robin over non-empty
+	                          * (queue, level) pairs: none starves */
+};
+
+struct tq_lease_opts {
+	const int *queues;       /* queues to take from, in preference order */
+	unsigned nqueues;        /* 0 = every declared queue */
+	uint32_t policy;         /* enum tq_policy */
+	int32_t timeout_ms;      /* nothing ready: 0 = -EAGAIN at once,
+	                          * < 0 = wait without limit, > 0 = bounded */
+	uint32_t lease_ms;       /* 0 = the task's own lease length */
+};
+
+/** A leased task. payload points into the segment and stays valid while
+ * the lease is held (until ack, fail or release on it, or lease loss). */
+struct tq_task {
+	uint64_t id;
+	const void *payload;
+	uint32_t len;
+	uint32_t queue;
+	uint32_t level;
+	uint32_t type;
+	uint32_t attempts;       /* this attempt included: 1 on the first lease */
+	uint32_t max_attempts;
+	uint64_t submitted_ns;   /* CLOCK_REALTIME */
+	uint64_t deadline_ns;    /* lease expiry, CLOCK_REALTIME */
+};
+
+/**
+ * Lease up to max (1..TQ_BATCH_MAX) of the most urgent ready tasks from
+ * the given queues. The handle's ownership of each task is written in the
+ * segment before the task leaves its queue. Returns the number leased
+ * (>= 1). Paused queues are skipped. A waiting caller spins briefly, then
+ * sleeps on a futex in the segment; producers only make a system call when
+ * somebody sleeps.
+ * Errors: -EAGAIN nothing ready and timeout_ms == 0, -ETIMEDOUT, -EINTR a
+ * signal interrupted the wait, -ENOBUFS the handle already holds
+ * TQ_HELD_MAX tasks, -EINVAL, -ENOENT, -EPROTO.
+ */
+TQ_API int tq_lease(tq *t, const struct tq_lease_opts *opts, struct tq_task *out, unsigned max);
+
+/**
+ * Finish a leased task successfully. With result_len > 0 the result bytes
+ * are kept with the task (state TQ_STATE_DONE) for tq_result(); with none,
+ * the task's slot is freed at once and its ID is then unknown (-ENOENT).
+ * Errors: -ENOENT unknown ID, -ESTALE the lease was lost (expired and taken
+ * back, or the task is not leased by this handle), -EMSGSIZE result too
+ * large, -EAGAIN no room for the result (the task stays leased).
+ */
+TQ_API int tq_ack(tq *t, uint64_t id, const void *result, size_t result_len);
+
+/** Fail this attempt: back to ready (at the tail of its level) while
+ * attempts remain, else to the queue's dead letters. Returns 0 when
+ * requeued, 1 when dead-lettered. Errors as tq_ack(). */
+TQ_API int tq_fail(tq *t, uint64_t id);
+
+/** Give a leased task back untouched: ready again, attempt not counted. */
+TQ_API int tq_release(tq *t, uint64_t id);
+
+/** Extend the lease: the new deadline is now + ms (0 = the task's lease
+ * length). Errors: -ESTALE lease lost, -ENOENT. */
+TQ_API int tq_extend(tq *t, uint64_t id, uint32_t ms);
+
+/* ------------------------------------------------------------------------
+ * Inspecting and controlling tasks
+ */
+
+enum tq_state {
+	TQ_STATE_PENDING = 1,    /* ready to be leased */
+	TQ_STATE_DELAYED = 2,    /* waiting for its not-before time */
+	TQ_STATE_LEASED = 3,     /* held by a worker */
+	TQ_STATE_DONE = 4,       /* acked with a result kept */
+	TQ_STATE_DEAD = 5,       /* in the dead letters */
+	TQ_STATE_BUSY = 6,       /* in transit (being submitted, moved or freed) */
+};
+
+struct tq_info {
+	uint64_t id;
+	uint32_t state;          /* enum tq_state */
+	uint32_t queue;
+	uint32_t level;
+	uint32_t type;
+	uint32_t attempts;
+	uint32_t max_attempts;
+	uint32_t len;            /* payload bytes, or result bytes when DONE */
+	uint32_t lease_ms;
+	int32_t  owner_pid;      /* leasing process, 0 if none */
+	uint32_t reserved;
+	uint64_t submitted_ns;
+	uint64_t due_ns;         /* not-before (DELAYED), lease deadline (LEASED) */
+};
+
+/** Read task id's record; a consistent snapshot even while others work on it.
+ * -ENOENT: never existed, or finished and its slot reused or freed. */
+TQ_API int tq_get(tq *t, uint64_t id, struct tq_info *info);
+
+/** Copy the result of a DONE task into buf (up to size bytes). Returns the
+ * full result length. -ENOENT, -EBUSY not DONE. */
+TQ_API int tq_result(tq *t, uint64_t id, void *buf, size_t size);
+
+/** Forget a DONE or DEAD task: free its slot. -EBUSY in another state. */
+TQ_API int tq_forget(tq *t, uint64_t id);
+
+/** Cancel a PENDING or DELAYED task: it is removed and will not run.
+ * -EBUSY when it is leased or finished, -ENOENT. */
+TQ_API int tq_cancel(tq *t, uint64_t id);
+
+/** Move a PENDING or DELAYED task to another level of its queue (to the
+ * tail of that level). -EBUSY when not pending, -EINVAL bad level. */
+TQ_API int tq_set_level(tq *t, uint64_t id, unsigned level);
+
+/** Put a DEAD task back to ready at its level, with its attempts reset. */
+TQ_API int tq_requeue_dead(tq *t, uint64_t id);
+
+/* ------------------------------------------------------------------------
+ * Counters. Read without stopping anyone; each counter is exact once the
+ * callers that change it are quiet.
+ */
+struct tq_stats {
+	uint64_t depth;          /* pending now (ready to lease) */
+	uint64_t delayed;        /* waiting for their not-before time (queue-wide) */
+	uint64_t leased_now;     /* leased now */
+	uint64_t submitted;      /* accepted by submit */
+	uint64_t leased;         /* leases given (attempts) */
+	uint64_t acked;
+	uint64_t failed;         /* attempts that failed */
+	uint64_t released;
+	uint64_t dead;           /* dead-lettered */
+	uint64_t cancelled;
+	uint64_t requeued;       /* dead letters put back */
+	uint64_t moved;          /* level changes */
+};
+
+/** Counters of queue q at one level, or summed over all levels with
+ * level < 0. */
+TQ_API int tq_stats(tq *t, int q, int level, struct tq_stats *st);
+
+/** Segment-wide figures: configuration and use. */
+struct tq_segment_info {
+	struct tq_config config;
+	uint32_t queues_declared;
+	uint32_t procs_attached;
+	uint64_t tasks_held;     /* slots in use */
+	uint64_t segment_bytes;
+	uint64_t repairs;        /* half-done operations repaired */
+};
+TQ_API int tq_segment_info(tq *t, struct tq_segment_info *info);
+
+/** The realtime clock in ns, as used for timestamps in the segment. */
+TQ_API uint64_t tq_now_ns(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* TQ_TQ_H */
