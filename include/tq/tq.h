@@ -71,7 +71,8 @@ struct tq_config {
 	uint32_t max_payload;  /* largest payload or result in bytes (default 1 MiB) */
 	uint32_t procs;        /* handles attached at once, 8..4096 (default 256) */
 	uint32_t mode;         /* permission bits (default 0600; 0660 with a group) */
-	int64_t  group;        /* group owning the segment, or -1 for none (default) */
+	int64_t  group;        /* group owning the segment, or -1 for none (default;
+	                        * 0 counts as none unless mode has group bits) */
 	uint64_t arena_bytes;  /* bytes for out-of-slot payloads, split over the
 	                        * size classes (default 64 MiB, pages are only
 	                        * used when touched) */

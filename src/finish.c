@@ -1,0 +1,206 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * finish.c - what a worker does with a leased task: ack (with or without a
+ * result), fail (retry or dead letter), release (untouched, no attempt
+ * counted) and extend (heartbeat the lease).
+ *
+ * Each starts with one CAS of the slot's state from LEASED(this handle) to
+ * BUSY(this handle): if the lease was taken back meanwhile (expired and
+ * recovered by the supervisor) the CAS fails and the caller gets -ESTALE,
+ * so a task's fate is decided exactly once. The slot stays on the handle's
+ * held list until its new place (ring, dead letters, free pool) is
+ * reached, so a worker dying half-way leaves a BUSY slot that recovery
+ * finds (docs/protocols.md, "finish").
+ */
+#include "handle.h"
+
+/* Find a task this handle leases; -ENOENT or -ESTALE otherwise. */
+static int leased(tq *t, uint64_t id, uint32_t *idx, int *hi)
+{
+	int e;
+
+	if (!t)
+		return -EINVAL;
+	e = tq__slot_lookup(t, id, idx);
+	if (e < 0)
+		return e;
+	if (tq__load(&tq__slot(t, *idx)->state) != tq__st(TQ__K_LEASED, t->token) ||
+	    (*hi = tq__hmap_get(t, *idx)) < 0)
+		return tq__fail(t, -ESTALE, "task %llu is not leased by this handle",
+				(unsigned long long)id);
+	return 0;
+}
+
+/* The (queue, level) a slot this handle owns says it belongs to. */
+static int slot_place(tq *t, struct tq__slot *s, uint32_t *q, uint32_t *lv)
+{
+	*q = tq__load_rlx(&s->queue);
+	*lv = tq__load_rlx(&s->level);
+	if (*q >= t->lay.queues || *lv >= t->lay.levels)
+		return tq__fail(t, -EPROTO, "slot names queue %u level %u, out of range", *q, *lv);
+	return 0;
+}
+
+static bool grab(tq *t, uint32_t idx)
+{
+	return tq__cas64(&tq__slot(t, idx)->state, tq__st(TQ__K_LEASED, t->token),
+			 tq__st(TQ__K_BUSY, t->token));
+}
+
+static void ungrab(tq *t, uint32_t idx)
+{
+	tq__store(&tq__slot(t, idx)->state, tq__st(TQ__K_LEASED, t->token));
+}
+
+static void done_with(tq *t, uint32_t idx, int hi)
+{
+	tq__hmap_take(t, idx);
+	tq__held_del(t, hi);
+}
+
+/* A task leaves its queue for good (acked, dead-lettered, cancelled). */
+void tq__queue_leave(tq *t, uint32_t q)
+{
+	struct tq__queue *qu = tq__queue(t, q);
+
+	if (tq__load_rlx(&qu->max_length)) {
+		tq__add(&qu->count, (uint64_t)-1);
+		tq__wake_space(t);
+	}
+}
+
+int tq__publish_ready(tq *t, uint32_t idx, uint32_t q, uint32_t lv)
+{
+	int e = tq__ring_push(t, tq__ring_ready(&t->lay, q, lv), idx, TQ__K_READY);
+
+	if (e < 0)
+		return e;
+	tq__count(t, q, lv, TQ__C_ENQ, 1);
+	tq__wake_ready(t, q, 1);
+	return 0;
+}
+
+int tq_ack(tq *t, uint64_t id, const void *result, size_t result_len)
+{
+	struct tq__slot *s;
+	uint32_t idx, q, lv;
+	int hi, e;
+
+	e = leased(t, id, &idx, &hi);
+	if (e < 0)
+		return e;
+	if (result_len > t->lay.max_payload)
+		return tq__fail(t, -EMSGSIZE, "result of %zu bytes, max_payload is %u", result_len,
+				t->lay.max_payload);
+	if (result_len && !result)
+		return tq__fail(t, -EINVAL, "result is NULL");
+	s = tq__slot(t, idx);
+	e = slot_place(t, s, &q, &lv);
+	if (e < 0)
+		return e;
+	if (!grab(t, idx))
+		return tq__fail(t, -ESTALE, "task %llu: lease lost", (unsigned long long)id);
+	if (result_len) {
+		e = tq__payload_replace(t, s, result, (uint32_t)result_len);
+		if (e < 0) {
+			ungrab(t, idx);
+			return tq__fail(t, e, "no room for a result of %zu bytes", result_len);
+		}
+		tq__store(&s->state, tq__st(TQ__K_DONE, 0));
+	} else {
+		tq__payload_drop(t, s);
+		tq__slot_free(t, idx);
+	}
+	done_with(t, idx, hi);
+	tq__count(t, q, lv, TQ__C_ACKED, 1);
+	tq__count(t, q, lv, TQ__C_HELD_OUT, 1);
+	tq__queue_leave(t, q);
+	return 0;
+}
+
+int tq_fail(tq *t, uint64_t id)
+{
+	struct tq__slot *s;
+	uint32_t idx, q, lv;
+	bool dead;
+	int hi, e;
+
+	e = leased(t, id, &idx, &hi);
+	if (e < 0)
+		return e;
+	s = tq__slot(t, idx);
+	e = slot_place(t, s, &q, &lv);
+	if (e < 0)
+		return e;
+	if (!grab(t, idx))
+		return tq__fail(t, -ESTALE, "task %llu: lease lost", (unsigned long long)id);
+	dead = tq__load_rlx(&s->attempts) >= tq__load_rlx(&s->max_attempts);
+	if (dead)
+		e = tq__ring_push(t, tq__ring_dead(&t->lay, q), idx, TQ__K_DEAD);
+	else
+		e = tq__publish_ready(t, idx, q, lv);
+	if (e < 0) {
+		ungrab(t, idx);
+		return tq__fail(t, e, "no room to requeue task %llu; it stays leased",
+				(unsigned long long)id);
+	}
+	done_with(t, idx, hi);
+	tq__count(t, q, lv, TQ__C_FAILED, 1);
+	tq__count(t, q, lv, TQ__C_HELD_OUT, 1);
+	if (dead) {
+		tq__count(t, q, lv, TQ__C_DEAD, 1);
+		tq__queue_leave(t, q);
+	}
+	return dead ? 1 : 0;
+}
+
+int tq_release(tq *t, uint64_t id)
+{
+	struct tq__slot *s;
+	uint32_t idx, q, lv, att;
+	int hi, e;
+
+	e = leased(t, id, &idx, &hi);
+	if (e < 0)
+		return e;
+	s = tq__slot(t, idx);
+	e = slot_place(t, s, &q, &lv);
+	if (e < 0)
+		return e;
+	if (!grab(t, idx))
+		return tq__fail(t, -ESTALE, "task %llu: lease lost", (unsigned long long)id);
+	att = tq__load_rlx(&s->attempts);
+	if (att)
+		tq__store_rlx(&s->attempts, (uint8_t)(att - 1));
+	e = tq__publish_ready(t, idx, q, lv);
+	if (e < 0) {
+		tq__store_rlx(&s->attempts, (uint8_t)att);
+		ungrab(t, idx);
+		return tq__fail(t, e, "no room to requeue task %llu; it stays leased",
+				(unsigned long long)id);
+	}
+	done_with(t, idx, hi);
+	tq__count(t, q, lv, TQ__C_RELEASED, 1);
+	tq__count(t, q, lv, TQ__C_HELD_OUT, 1);
+	return 0;
+}
+
+int tq_extend(tq *t, uint64_t id, uint32_t ms)
+{
+	struct tq__slot *s;
+	uint32_t idx;
+	int hi, e;
+
+	e = leased(t, id, &idx, &hi);
+	if (e < 0)
+		return e;
+	s = tq__slot(t, idx);
+	if (!ms)
+		ms = tq__load_rlx(&s->lease_ms);
+	tq__store(&s->due_ns, tq_now_ns() + (uint64_t)ms * 1000000ull);
+	tq__store_rlx(&t->proc->heartbeat_ns, tq_now_ns());
+	/* The lease may have been taken back while we wrote. */
+	if (tq__load(&s->state) != tq__st(TQ__K_LEASED, t->token))
+		return tq__fail(t, -ESTALE, "task %llu: lease lost", (unsigned long long)id);
+	return 0;
+}

@@ -1,0 +1,167 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * handle.h - PRIVATE: the process-local handle (struct tq) and the internal
+ * interfaces between the engine's files. Not part of the API.
+ *
+ * A handle is used by one thread at a time, so nothing in it needs atomics;
+ * everything shared lives in the segment (layout.h).
+ */
+#ifndef TQ_HANDLE_H
+#define TQ_HANDLE_H
+
+#include <errno.h>
+#include <stdarg.h>
+
+#include "layout.h"
+
+#define TQ__CACHE_MAX  32u     /* reserved free slots a handle keeps */
+#define TQ__HMAP       1024u   /* local map slot index -> held entry */
+
+struct tq {
+	uint8_t *base;             /* the mapping */
+	uint64_t size;
+	struct tq__hdr *hdr;
+	struct tq__layout lay;     /* validated copy: trust this, not the segment */
+
+	struct tq__proc *proc;     /* this handle's process record */
+	uint32_t proc_idx;
+	uint64_t token;
+	uint32_t stripe;
+
+	/* Held list bookkeeping (the list itself is proc->held). */
+	uint16_t held_free[TQ_HELD_MAX];
+	uint32_t nheld_free;
+	uint32_t hmap_key[TQ__HMAP];   /* slot index + 1, 0 empty */
+	uint16_t hmap_val[TQ__HMAP];
+
+	/* Reserved free slots, each also on the held list. */
+	uint32_t cache[TQ__CACHE_MAX];
+	uint16_t cache_hi[TQ__CACHE_MAX];
+	uint32_t ncache;
+	uint32_t slot_cursor;
+	uint32_t chunk_cursor;
+	uint32_t class_cursor[TQ__CLASSES_MAX];
+
+	uint64_t *wpos_seen;       /* per ring: last wpos read (consumer side) */
+	int64_t *wrr;              /* per (queue, level): weighted round robin */
+	uint32_t rr;               /* rotation among queues of one level */
+
+	char err[256];
+};
+
+/* error.c */
+int tq__fail(tq *t, int err, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+void tq__set_tls_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* segment.c: address of things, bounds already known good. */
+static inline struct tq__slot *tq__slot(tq *t, uint32_t idx)
+{
+	return (struct tq__slot *)(t->base + t->lay.off_slots) + idx;
+}
+static inline struct tq__ring *tq__ring(tq *t, uint32_t r)
+{
+	return (struct tq__ring *)(t->base + t->lay.off_rings) + r;
+}
+static inline struct tq__chunk *tq__chunk(tq *t, uint32_t c)
+{
+	return (struct tq__chunk *)(t->base + t->lay.off_chunks) + c;
+}
+static inline uint64_t *tq__cells(tq *t, uint32_t c)
+{
+	return (uint64_t *)(t->base + t->lay.off_cells) + (uint64_t)c * TQ__CHUNK_CELLS;
+}
+static inline struct tq__queue *tq__queue(tq *t, uint32_t q)
+{
+	return (struct tq__queue *)(t->base + t->lay.off_queues) + q;
+}
+static inline struct tq__proc *tq__proc_at(tq *t, uint32_t p)
+{
+	return (struct tq__proc *)(t->base + t->lay.off_procs) + p;
+}
+static inline uint64_t *tq__slot_bits(tq *t)
+{
+	return (uint64_t *)(t->base + t->lay.off_slot_bits);
+}
+static inline uint64_t *tq__chunk_bits(tq *t)
+{
+	return (uint64_t *)(t->base + t->lay.off_chunk_bits);
+}
+static inline uint64_t *tq__class_bits(tq *t, uint32_t cls)
+{
+	return (uint64_t *)(t->base + t->lay.off_class_bits[cls]);
+}
+static inline uint8_t *tq__block(tq *t, uint32_t cls, uint32_t idx)
+{
+	return t->base + t->lay.off_class[cls] + (uint64_t)idx * t->lay.class_size[cls];
+}
+static inline uint64_t tq__bitmap_words(uint32_t n) { return (n + 63u) / 64u; }
+
+/* pool.c: bitmap allocator, bit set = in use. */
+unsigned tq__pool_take(uint64_t *bits, uint32_t n, uint32_t *cursor, unsigned max, uint32_t *out);
+void tq__pool_give(uint64_t *bits, uint32_t idx);
+uint64_t tq__pool_used(const uint64_t *bits, uint32_t n);
+
+/* proc.c: process records, held lists, liveness. */
+int tq__proc_claim(tq *t);
+void tq__proc_release(tq *t);
+int tq__held_add(tq *t, uint32_t entry);
+void tq__held_set(tq *t, int hi, uint32_t entry);
+void tq__held_del(tq *t, int hi);
+void tq__hmap_put(tq *t, uint32_t slot, int hi);
+int tq__hmap_take(tq *t, uint32_t slot);
+int tq__hmap_get(tq *t, uint32_t slot);
+int tq__owner_pid(tq *t, uint64_t token);
+bool tq__token_alive(tq *t, uint64_t token);
+
+/* ring.c: chunked claim-on-slot rings. */
+int tq__ring_init(tq *t, uint32_t r);
+int tq__ring_push(tq *t, uint32_t r, uint32_t idx, unsigned kind);
+int tq__ring_pop(tq *t, uint32_t r, unsigned kind, uint64_t new_state, int hi, uint32_t *idx);
+bool tq__ring_maybe_ready(tq *t, uint32_t r);
+uint64_t tq__ring_wpos(tq *t, uint32_t r);
+
+/* wait.c: futex sleeping and waking in the shared mapping. */
+int tq__futex_wait(uint32_t *word, uint32_t val, int64_t deadline_ns);
+int tq__futex_waitv(uint32_t **words, const uint32_t *vals, unsigned n, int64_t deadline_ns);
+void tq__futex_wake(uint32_t *word, int n);
+void tq__wake_ready(tq *t, uint32_t q, unsigned n);
+void tq__wake_space(tq *t);
+int64_t tq__deadline(int32_t timeout_ms);
+uint64_t tq__mono_ns(void);
+
+/* payload.c: inline or arena storage of payloads and results. */
+int tq__payload_store(tq *t, struct tq__slot *s, const void *data, uint32_t len);
+void tq__payload_drop(tq *t, struct tq__slot *s);
+int tq__payload_replace(tq *t, struct tq__slot *s, const void *data, uint32_t len);
+const void *tq__payload_ptr(tq *t, const struct tq__slot *s, uint32_t *len);
+int tq__class_for(const struct tq__layout *l, uint32_t len);
+
+/* slots, shared by submit, finish and inspect (submit.c). */
+int tq__slot_get(tq *t, uint32_t *idx, int *hi);
+void tq__slot_free(tq *t, uint32_t idx);
+int tq__slot_lookup(tq *t, uint64_t id, uint32_t *idx);
+
+/* queue.c */
+int tq__queue_check(tq *t, int q);
+
+/* stats.c */
+static inline struct tq__counters *tq__ctr(tq *t, uint32_t q, uint32_t lv, uint32_t stripe)
+{
+	return (struct tq__counters *)(t->base + t->lay.off_counters) +
+	       ((uint64_t)(q * t->lay.levels + lv) * TQ__STRIPES + stripe);
+}
+static inline void tq__count(tq *t, uint32_t q, uint32_t lv, enum tq__ctr c, uint64_t n)
+{
+	tq__add_rlx(&tq__ctr(t, q, lv, t->stripe)->c[c], n);
+}
+
+/* delay.c: the delay wheel. */
+int tq__delay_push(tq *t, uint32_t idx, uint64_t due_ns);
+void tq__delay_promote(tq *t);
+int64_t tq__delay_next_ns(tq *t);
+
+/* finish.c helpers used by inspect.c */
+int tq__publish_ready(tq *t, uint32_t idx, uint32_t q, uint32_t lv);
+void tq__queue_leave(tq *t, uint32_t q);
+
+#endif /* TQ_HANDLE_H */

@@ -1,0 +1,327 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * inspect.c - looking at one task by ID and acting on a task that no worker
+ * holds: tq_get(), tq_result(), tq_forget(), tq_cancel(), tq_set_level(),
+ * tq_requeue_dead().
+ *
+ * Reads are consistent snapshots without locks: the slot's generation and
+ * state are read before and after the fields and the read is retried if
+ * either moved. Actions take the slot with one CAS from the exact state
+ * (kind @ ring, position) that was read, after naming the slot on the held
+ * list, so they race safely with workers leasing the same task: exactly one
+ * CAS wins, and the ring skips an entry whose slot has moved on.
+ */
+#include <string.h>
+
+#include "handle.h"
+
+#define TRIES 1000
+
+/* Read the slot's state for the task id; -ENOENT if the slot has moved on
+ * to another task. The generation is checked after the state, and a new
+ * task's generation is written before its first state, so a state read
+ * here always belongs to task id. */
+static int state_of(tq *t, uint64_t id, uint32_t idx, uint64_t *st)
+{
+	struct tq__slot *s = tq__slot(t, idx);
+
+	*st = tq__load(&s->state);
+	if (tq__load(&s->gen) != (uint32_t)(id >> 32))
+		return tq__fail(t, -ENOENT, "task %llu: finished and gone", (unsigned long long)id);
+	return 0;
+}
+
+int tq_get(tq *t, uint64_t id, struct tq_info *info)
+{
+	struct tq_info in;
+	struct tq__slot *s;
+	uint64_t st = 0, st2;
+	uint32_t idx, gen = (uint32_t)(id >> 32);
+	int e, tries;
+
+	if (!t || !info)
+		return -EINVAL;
+	e = tq__slot_lookup(t, id, &idx);
+	if (e < 0)
+		return e;
+	s = tq__slot(t, idx);
+	for (tries = 0; tries < TRIES; tries++) {
+		e = state_of(t, id, idx, &st);
+		if (e < 0)
+			return e;
+		memset(&in, 0, sizeof(in));
+		in.id = id;
+		in.queue = tq__load_rlx(&s->queue);
+		in.level = tq__load_rlx(&s->level);
+		in.type = tq__load_rlx(&s->type);
+		in.attempts = tq__load_rlx(&s->attempts);
+		in.max_attempts = tq__load_rlx(&s->max_attempts);
+		in.len = tq__load_rlx(&s->len);
+		in.lease_ms = tq__load_rlx(&s->lease_ms);
+		in.submitted_ns = tq__load_rlx(&s->submitted_ns);
+		in.due_ns = tq__load_rlx(&s->due_ns);
+		st2 = tq__load(&s->state);
+		if (st2 == st && tq__load(&s->gen) == gen)
+			break;
+	}
+	if (tries == TRIES)
+		return tq__fail(t, -EAGAIN, "task %llu changed too often to read", (unsigned long long)id);
+	switch (tq__st_kind(st)) {
+	case TQ__K_READY:    in.state = TQ_STATE_PENDING; break;
+	case TQ__K_DELAYED:  in.state = TQ_STATE_DELAYED; break;
+	case TQ__K_LEASED:   in.state = TQ_STATE_LEASED; break;
+	case TQ__K_DONE:     in.state = TQ_STATE_DONE; break;
+	case TQ__K_DEAD:     in.state = TQ_STATE_DEAD; break;
+	case TQ__K_RESERVED:
+	case TQ__K_BUSY:     in.state = TQ_STATE_BUSY; break;
+	case TQ__K_FREE:
+		return tq__fail(t, -ENOENT, "task %llu: finished and gone", (unsigned long long)id);
+	default:
+		return tq__fail(t, -EPROTO, "task %llu: slot state 0x%llx", (unsigned long long)id,
+				(unsigned long long)st);
+	}
+	if (in.state == TQ_STATE_LEASED || in.state == TQ_STATE_BUSY)
+		in.owner_pid = tq__owner_pid(t, tq__st_arg(st));
+	*info = in;
+	return 0;
+}
+
+int tq_result(tq *t, uint64_t id, void *buf, size_t size)
+{
+	struct tq__slot *s;
+	const void *p;
+	uint32_t idx, len = 0;
+	uint64_t st;
+	int e;
+
+	if (!t || (size && !buf))
+		return -EINVAL;
+	e = tq__slot_lookup(t, id, &idx);
+	if (e < 0)
+		return e;
+	s = tq__slot(t, idx);
+	e = state_of(t, id, idx, &st);
+	if (e < 0)
+		return e;
+	if (tq__st_kind(st) != TQ__K_DONE)
+		return tq__fail(t, -EBUSY, "task %llu is not done", (unsigned long long)id);
+	p = tq__payload_ptr(t, s, &len);
+	if (!p)
+		return tq__fail(t, -EPROTO, "task %llu: result reference out of range",
+				(unsigned long long)id);
+	memcpy(buf, p, len < size ? len : size);
+	/* A forget may have freed it while we copied. */
+	e = state_of(t, id, idx, &st);
+	if (e < 0)
+		return e;
+	if (tq__st_kind(st) != TQ__K_DONE)
+		return tq__fail(t, -ENOENT, "task %llu was forgotten meanwhile", (unsigned long long)id);
+	return (int)len;
+}
+
+/* Take a slot this handle does not own from exactly state st to BUSY(us),
+ * holding it on the held list. Returns the held index or -EAGAIN. */
+static int take(tq *t, uint32_t idx, uint64_t st)
+{
+	int hi = tq__held_add(t, tq__held(TQ__H_SLOT, idx));
+
+	if (hi < 0)
+		return hi;
+	if (!tq__cas64(&tq__slot(t, idx)->state, st, tq__st(TQ__K_BUSY, t->token))) {
+		tq__held_del(t, hi);
+		return -EAGAIN;
+	}
+	return hi;
+}
+
+static int place(tq *t, uint32_t idx, uint32_t *q, uint32_t *lv)
+{
+	struct tq__slot *s = tq__slot(t, idx);
+
+	*q = tq__load_rlx(&s->queue);
+	*lv = tq__load_rlx(&s->level);
+	if (*q >= t->lay.queues || *lv >= t->lay.levels)
+		return tq__fail(t, -EPROTO, "slot %u names queue %u level %u", idx, *q, *lv);
+	return 0;
+}
+
+int tq_forget(tq *t, uint64_t id)
+{
+	uint32_t idx, q, lv;
+	uint64_t st;
+	int e, hi;
+
+	if (!t)
+		return -EINVAL;
+	e = tq__slot_lookup(t, id, &idx);
+	for (int tries = 0; e == 0 && tries < TRIES; tries++) {
+		e = state_of(t, id, idx, &st);
+		if (e < 0)
+			return e;
+		if (tq__st_kind(st) != TQ__K_DONE && tq__st_kind(st) != TQ__K_DEAD)
+			return tq__fail(t, -EBUSY, "task %llu is neither done nor dead",
+					(unsigned long long)id);
+		e = place(t, idx, &q, &lv);
+		if (e < 0)
+			return e;
+		hi = take(t, idx, st);
+		if (hi == -EAGAIN)
+			continue;
+		if (hi < 0)
+			return hi;
+		tq__payload_drop(t, tq__slot(t, idx));
+		tq__slot_free(t, idx);
+		tq__held_del(t, hi);
+		return 0;
+	}
+	return e ? e : tq__fail(t, -EAGAIN, "task %llu changed too often", (unsigned long long)id);
+}
+
+int tq_cancel(tq *t, uint64_t id)
+{
+	uint32_t idx, q, lv;
+	uint64_t st;
+	unsigned kind;
+	int e, hi;
+
+	if (!t)
+		return -EINVAL;
+	e = tq__slot_lookup(t, id, &idx);
+	for (int tries = 0; e == 0 && tries < TRIES; tries++) {
+		e = state_of(t, id, idx, &st);
+		if (e < 0)
+			return e;
+		kind = tq__st_kind(st);
+		if (kind == TQ__K_FREE)
+			return tq__fail(t, -ENOENT, "task %llu: finished and gone", (unsigned long long)id);
+		if (kind != TQ__K_READY && kind != TQ__K_DELAYED)
+			return tq__fail(t, -EBUSY, "task %llu is not pending", (unsigned long long)id);
+		e = place(t, idx, &q, &lv);
+		if (e < 0)
+			return e;
+		hi = take(t, idx, st);
+		if (hi == -EAGAIN)
+			continue;
+		if (hi < 0)
+			return hi;
+		/* Its ring entry stays behind; consumers skip it. */
+		tq__payload_drop(t, tq__slot(t, idx));
+		tq__slot_free(t, idx);
+		tq__held_del(t, hi);
+		if (kind == TQ__K_READY) {
+			tq__count(t, q, lv, TQ__C_DEQ, 1);
+		} else {
+			tq__add(&t->hdr->delayed, (uint64_t)-1);
+			tq__count(t, q, lv, TQ__C_DELAY_OUT, 1);
+		}
+		tq__count(t, q, lv, TQ__C_CANCELLED, 1);
+		tq__queue_leave(t, q);
+		return 0;
+	}
+	return e ? e : tq__fail(t, -EAGAIN, "task %llu changed too often", (unsigned long long)id);
+}
+
+int tq_set_level(tq *t, uint64_t id, unsigned level)
+{
+	struct tq__slot *s;
+	uint32_t idx, q, lv;
+	uint64_t st;
+	unsigned kind;
+	int e, hi;
+
+	if (!t)
+		return -EINVAL;
+	if (level >= t->lay.levels)
+		return tq__fail(t, -EINVAL, "level %u, the segment has %u", level, t->lay.levels);
+	e = tq__slot_lookup(t, id, &idx);
+	s = tq__slot(t, idx < t->lay.capacity ? idx : 0);
+	for (int tries = 0; e == 0 && tries < TRIES; tries++) {
+		e = state_of(t, id, idx, &st);
+		if (e < 0)
+			return e;
+		kind = tq__st_kind(st);
+		if (kind == TQ__K_FREE)
+			return tq__fail(t, -ENOENT, "task %llu: finished and gone", (unsigned long long)id);
+		if (kind != TQ__K_READY && kind != TQ__K_DELAYED)
+			return tq__fail(t, -EBUSY, "task %llu is not pending", (unsigned long long)id);
+		e = place(t, idx, &q, &lv);
+		if (e < 0)
+			return e;
+		hi = take(t, idx, st);
+		if (hi == -EAGAIN)
+			continue;
+		if (hi < 0)
+			return hi;
+		tq__store_rlx(&s->level, (uint8_t)level);
+		if (kind == TQ__K_READY) {
+			e = tq__publish_ready(t, idx, q, level);
+			if (e < 0) {
+				tq__store_rlx(&s->level, (uint8_t)lv);
+				e = tq__publish_ready(t, idx, q, lv);
+				if (e < 0)
+					return e;   /* stays BUSY on our held list */
+				tq__count(t, q, lv, TQ__C_DEQ, 1);
+				tq__held_del(t, hi);
+				return tq__fail(t, -EAGAIN, "no room to move task %llu",
+						(unsigned long long)id);
+			}
+			tq__count(t, q, lv, TQ__C_DEQ, 1);
+		} else {
+			tq__add(&t->hdr->delayed, (uint64_t)-1);
+			e = tq__delay_push(t, idx, tq__load_rlx(&s->due_ns));
+			if (e == 1)
+				e = tq__publish_ready(t, idx, q, level);
+			else if (e == 0)
+				tq__count(t, q, level, TQ__C_DELAY_IN, 1);
+			if (e < 0)
+				return e;       /* stays BUSY on our held list */
+			tq__count(t, q, lv, TQ__C_DELAY_OUT, 1);
+		}
+		tq__count(t, q, level, TQ__C_MOVED, 1);
+		tq__held_del(t, hi);
+		return 0;
+	}
+	return e ? e : tq__fail(t, -EAGAIN, "task %llu changed too often", (unsigned long long)id);
+}
+
+int tq_requeue_dead(tq *t, uint64_t id)
+{
+	struct tq__slot *s;
+	uint32_t idx, q, lv;
+	uint64_t st;
+	int e, hi;
+
+	if (!t)
+		return -EINVAL;
+	e = tq__slot_lookup(t, id, &idx);
+	for (int tries = 0; e == 0 && tries < TRIES; tries++) {
+		e = state_of(t, id, idx, &st);
+		if (e < 0)
+			return e;
+		if (tq__st_kind(st) != TQ__K_DEAD)
+			return tq__fail(t, -EBUSY, "task %llu is not a dead letter", (unsigned long long)id);
+		e = place(t, idx, &q, &lv);
+		if (e < 0)
+			return e;
+		hi = take(t, idx, st);
+		if (hi == -EAGAIN)
+			continue;
+		if (hi < 0)
+			return hi;
+		s = tq__slot(t, idx);
+		tq__store_rlx(&s->attempts, 0);
+		e = tq__publish_ready(t, idx, q, lv);
+		if (e < 0) {
+			e = tq__ring_push(t, tq__ring_dead(&t->lay, q), idx, TQ__K_DEAD);
+			if (e == 0)
+				tq__held_del(t, hi);
+			return tq__fail(t, -EAGAIN, "no room to requeue task %llu", (unsigned long long)id);
+		}
+		if (tq__load_rlx(&tq__queue(t, q)->max_length))
+			tq__add(&tq__queue(t, q)->count, 1);
+		tq__count(t, q, lv, TQ__C_REQUEUED, 1);
+		tq__held_del(t, hi);
+		return 0;
+	}
+	return e ? e : tq__fail(t, -EAGAIN, "task %llu changed too often", (unsigned long long)id);
+}

@@ -1,0 +1,272 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * layout.h - PRIVATE: the byte layout of a tq segment and the encodings of
+ * the words that live in it. Not part of the API.
+ *
+ * Everything here is position-independent: the segment maps at a different
+ * address in every process, so the segment holds offsets and indices, never
+ * pointers. Every index read back from the segment is bounds-checked by the
+ * code that uses it, because another process (or a bug, or garbage) wrote it.
+ * docs/segment-layout.md draws the picture.
+ */
+#ifndef TQ_LAYOUT_H
+#define TQ_LAYOUT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <tq/tq.h>
+
+#define TQ__MAGIC          0x544e4d4745535154ull  /* "TQSEGMNT" little-endian */
+#define TQ__LAYOUT_VERSION 1u
+#define TQ__CACHELINE      64u
+
+#define TQ__SLOT_SIZE      128u                  /* header + inline payload */
+#define TQ__SLOT_HDR       48u
+#define TQ__INLINE_MAX     (TQ__SLOT_SIZE - TQ__SLOT_HDR)
+#define TQ__CHUNK_CELLS    512u                  /* cells per ring chunk (4 KiB) */
+#define TQ__STRIPES        4u                    /* counter stripes */
+#define TQ__WHEEL          256u                  /* 1 ms buckets of the delay wheel */
+#define TQ__CLASSES_MAX    12u                   /* payload size classes */
+#define TQ__CLASS_MIN_SHIFT 8u                   /* smallest class: 256 B */
+#define TQ__NIL            0xffffffffu
+
+/* ------------------------------------------------------------------------
+ * Atomics on shared memory. The GCC/Clang __atomic builtins work on plain
+ * fields, which keeps the segment structs free of _Atomic qualifiers.
+ */
+#define tq__load(p)        __atomic_load_n((p), __ATOMIC_ACQUIRE)
+#define tq__load_rlx(p)    __atomic_load_n((p), __ATOMIC_RELAXED)
+#define tq__store(p, v)    __atomic_store_n((p), (v), __ATOMIC_RELEASE)
+#define tq__store_rlx(p, v) __atomic_store_n((p), (v), __ATOMIC_RELAXED)
+#define tq__add(p, v)      __atomic_add_fetch((p), (v), __ATOMIC_SEQ_CST)
+#define tq__add_rlx(p, v)  __atomic_add_fetch((p), (v), __ATOMIC_RELAXED)
+#define tq__fence()        __atomic_thread_fence(__ATOMIC_SEQ_CST)
+
+static inline bool tq__cas64(uint64_t *p, uint64_t expect, uint64_t desired)
+{
+	return __atomic_compare_exchange_n(p, &expect, desired, false,
+					   __ATOMIC_SEQ_CST, __ATOMIC_RELAXED);
+}
+
+static inline bool tq__cas32(uint32_t *p, uint32_t expect, uint32_t desired)
+{
+	return __atomic_compare_exchange_n(p, &expect, desired, false,
+					   __ATOMIC_SEQ_CST, __ATOMIC_RELAXED);
+}
+
+static inline void tq__cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#elif defined(__aarch64__)
+	__asm__ __volatile__("yield" ::: "memory");
+#else
+	__asm__ __volatile__("" ::: "memory");
+#endif
+}
+
+/* ------------------------------------------------------------------------
+ * The state word of a slot: the single source of truth about a task.
+ *
+ *   63..60 kind   59..0 argument
+ *
+ * READY, DELAYED and DEAD carry the ring and position the slot was
+ * published at (ring:16 | pos:44), so a consumer can claim exactly the
+ * entry it read and nothing recycled since. RESERVED, LEASED and BUSY carry
+ * the owner token of the handle that holds the slot. Every transition is a
+ * single CAS on this word; docs/protocols.md lists them.
+ */
+enum tq__kind {
+	TQ__K_FREE = 0,      /* in the free pool (or on its way there) */
+	TQ__K_RESERVED = 1,  /* taken by a handle, being filled or cached */
+	TQ__K_READY = 2,     /* published in a ready ring */
+	TQ__K_DELAYED = 3,   /* published in a delay-wheel ring */
+	TQ__K_LEASED = 4,    /* held by a worker */
+	TQ__K_BUSY = 5,      /* in transit, owned by a handle */
+	TQ__K_DONE = 6,      /* acked, result kept */
+	TQ__K_DEAD = 7,      /* published in a dead-letter ring */
+	TQ__K_RETIRED = 8,   /* generation exhausted: never reused */
+};
+
+#define TQ__POS_BITS   44
+#define TQ__POS_MASK   ((1ull << TQ__POS_BITS) - 1)
+#define TQ__ARG_MASK   ((1ull << 60) - 1)
+
+static inline uint64_t tq__st(unsigned kind, uint64_t arg)
+{
+	return ((uint64_t)kind << 60) | (arg & TQ__ARG_MASK);
+}
+static inline uint64_t tq__st_at(unsigned kind, uint32_t ring, uint64_t pos)
+{
+	return tq__st(kind, ((uint64_t)ring << TQ__POS_BITS) | (pos & TQ__POS_MASK));
+}
+static inline unsigned tq__st_kind(uint64_t st) { return (unsigned)(st >> 60); }
+static inline uint64_t tq__st_arg(uint64_t st) { return st & TQ__ARG_MASK; }
+static inline uint32_t tq__st_ring(uint64_t st) { return (uint32_t)((st & TQ__ARG_MASK) >> TQ__POS_BITS); }
+
+/* Owner token: (epoch:28 | proc index:16). Epoch >= 1, so a token is never 0. */
+static inline uint64_t tq__token(uint32_t epoch, uint32_t proc)
+{
+	return ((uint64_t)(epoch & 0x0fffffffu) << 16) | (proc & 0xffffu);
+}
+static inline uint32_t tq__token_proc(uint64_t token) { return (uint32_t)(token & 0xffffu); }
+
+/* ------------------------------------------------------------------------
+ * A task slot: 48-byte header and the inline payload. Fields other than
+ * state are written by the slot's owner only (the state word says who);
+ * tq_get() reads them relaxed and re-checks gen and state afterwards.
+ */
+struct tq__slot {
+	uint64_t state;
+	uint32_t gen;           /* ID = gen << 32 | index; bumped when reserved */
+	uint32_t len;           /* payload (or result) bytes */
+	uint32_t block;         /* arena reference when len > TQ__INLINE_MAX */
+	uint32_t lease_ms;
+	uint64_t submitted_ns;
+	uint64_t due_ns;        /* not-before while delayed, deadline while leased */
+	uint16_t type;
+	uint8_t queue;
+	uint8_t level;
+	uint8_t attempts;
+	uint8_t max_attempts;
+	uint16_t pad;
+	uint8_t data[TQ__INLINE_MAX];
+};
+_Static_assert(sizeof(struct tq__slot) == TQ__SLOT_SIZE, "slot size");
+_Static_assert(offsetof(struct tq__slot, data) == TQ__SLOT_HDR, "slot header");
+
+/* Arena block reference: class:4 | index:28. */
+static inline uint32_t tq__blockref(uint32_t cls, uint32_t idx) { return (cls << 28) | idx; }
+static inline uint32_t tq__blockref_class(uint32_t ref) { return ref >> 28; }
+static inline uint32_t tq__blockref_index(uint32_t ref) { return ref & 0x0fffffffu; }
+
+/* Held-list entry of a process record: kind:2 | index:30. 0 is empty. */
+enum { TQ__H_SLOT = 1, TQ__H_CHUNK = 2, TQ__H_BLOCK = 3 };
+static inline uint32_t tq__held(unsigned kind, uint32_t idx) { return ((uint32_t)kind << 30) | (idx & 0x3fffffffu); }
+
+/* ------------------------------------------------------------------------
+ * A ring: an unbounded FIFO of slot indices made of 512-cell chunks taken
+ * from a shared chunk pool. Consumer words and producer words sit on
+ * separate cache lines. head/tail are (chunk gen:32 | chunk index:32).
+ */
+struct tq__ring {
+	_Alignas(TQ__CACHELINE) uint64_t head;
+	uint64_t rpos;
+	_Alignas(TQ__CACHELINE) uint64_t tail;
+	uint64_t wpos;
+};
+
+/* A chunk header; the chunk's cells live in a separate page-aligned array.
+ * A cell is (chunk gen:32 | slot index + 1:32); gen with 0 is empty. */
+struct tq__chunk {
+	uint64_t gen_next;      /* gen:32 | next chunk index:32 (TQ__NIL: none) */
+	uint64_t base;          /* queue position of cell 0 */
+	uint64_t owner;         /* 0 free, token of the handle placing it, or
+	                         * (1 << 63 | ring) once linked into a ring */
+	uint64_t pad;
+};
+#define TQ__CHUNK_LINKED (1ull << 63)
+
+/* ------------------------------------------------------------------------
+ * Named queue.
+ */
+enum { TQ__Q_FREE = 0, TQ__Q_ACTIVE = 1 }; /* else: (2 << 60 | token) being declared */
+#define TQ__Q_INIT (2ull << 60)
+
+struct tq__queue {
+	uint64_t state;
+	char name[TQ_QUEUE_NAME_MAX + 1];
+	uint32_t max_length;
+	uint32_t lease_ms;
+	uint32_t max_attempts;
+	uint32_t weight;
+	uint32_t paused;
+	uint32_t level_weight[TQ_LEVELS_MAX];
+	_Alignas(TQ__CACHELINE) uint64_t count; /* tasks not finished (max_length only) */
+	_Alignas(TQ__CACHELINE) uint32_t ready_seq; /* futex: bumped to wake sleepers */
+	uint32_t ready_sleepers;
+};
+
+/* ------------------------------------------------------------------------
+ * Process record: one per attached handle. Only its owner writes it, except
+ * for a supervisor recovering it after the owner died.
+ */
+struct tq__proc {
+	uint64_t owner;          /* 0 free, else the handle's token */
+	int32_t pid;             /* -1 once detached with tasks still held */
+	uint32_t epoch;
+	uint64_t start_time;     /* /proc/<pid>/stat starttime, against PID reuse */
+	uint64_t heartbeat_ns;
+	uint32_t sleeping;       /* queues+1 it sleeps on; 0 none (a hint) */
+	uint32_t pad;
+	_Alignas(TQ__CACHELINE) uint32_t held[TQ_HELD_MAX];
+};
+
+/* Counter indices of a (queue, level, stripe) block. */
+enum tq__ctr {
+	TQ__C_ENQ, TQ__C_DEQ, TQ__C_SUBMITTED, TQ__C_LEASED, TQ__C_ACKED,
+	TQ__C_FAILED, TQ__C_RELEASED, TQ__C_DEAD, TQ__C_CANCELLED,
+	TQ__C_REQUEUED, TQ__C_MOVED, TQ__C_HELD_IN, TQ__C_HELD_OUT,
+	TQ__C_DELAY_IN, TQ__C_DELAY_OUT,
+	TQ__C_COUNT
+};
+struct tq__counters {
+	uint64_t c[16];
+};
+
+/* ------------------------------------------------------------------------
+ * The layout, computed from the configuration by tq__layout_compute() and
+ * stored in the header; attach recomputes it and compares every field.
+ */
+struct tq__layout {
+	uint32_t queues, levels, capacity, max_payload, procs;
+	uint32_t slot_size, chunk_cells, stripes, wheel;
+	uint32_t nrings, nchunks, nclasses;
+	uint32_t class_size[TQ__CLASSES_MAX];
+	uint32_t class_count[TQ__CLASSES_MAX];
+	uint64_t off_procs, off_queues, off_rings, off_counters;
+	uint64_t off_chunks, off_chunk_bits, off_cells;
+	uint64_t off_slot_bits, off_slots;
+	uint64_t off_class_bits[TQ__CLASSES_MAX];
+	uint64_t off_class[TQ__CLASSES_MAX];
+	uint64_t total;
+};
+
+struct tq__hdr {
+	uint64_t magic;
+	uint32_t version;
+	uint32_t hdr_size;
+	uint64_t total_size;
+	uint32_t mode;
+	uint32_t pad;
+	uint64_t arena_bytes;
+	int64_t group;
+	struct tq__layout lay;
+	/* Runtime words, each group on its own line. */
+	_Alignas(TQ__CACHELINE) uint64_t wheel_ms; /* delay wheel: buckets up to here drained */
+	uint64_t delayed;        /* tasks in the wheel */
+	_Alignas(TQ__CACHELINE) uint32_t space_seq; /* futex: room freed while producers wait */
+	uint32_t space_sleepers;
+	_Alignas(TQ__CACHELINE) uint64_t repairs; /* half-done operations repaired */
+	uint64_t queues_declared;
+};
+
+/* Ring numbering. */
+static inline uint32_t tq__ring_ready(const struct tq__layout *l, uint32_t q, uint32_t lv)
+{
+	return q * l->levels + lv;
+}
+static inline uint32_t tq__ring_dead(const struct tq__layout *l, uint32_t q)
+{
+	return l->queues * l->levels + q;
+}
+static inline uint32_t tq__ring_wheel(const struct tq__layout *l, uint32_t b)
+{
+	return l->queues * (l->levels + 1) + b;  /* b == TQ__WHEEL: the far ring */
+}
+
+int tq__layout_compute(const struct tq_config *cfg, struct tq__layout *lay);
+
+#endif /* TQ_LAYOUT_H */

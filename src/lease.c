@@ -1,0 +1,286 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * lease.c - taking tasks: choosing the (queue, level) to take from under the
+ * strict or the weighted policy, claiming the task (the new owner is written
+ * into the slot's state by the same CAS that takes it, see ring.c), and
+ * waiting without polling when nothing is ready: a short spin, then a futex
+ * sleep on the chosen queues' words.
+ */
+#include <string.h>
+
+#include "handle.h"
+
+#define SPIN_NS      20000       /* spin this long before sleeping */
+#define NAP_NS       100000000   /* never sleep longer than this at once */
+
+struct lease_ctx {
+	tq *t;
+	uint32_t qs[TQ_QUEUES_MAX];
+	uint32_t nq;
+	uint32_t policy;
+	uint32_t lease_ms;
+	uint64_t now;
+};
+
+/* Claim one task from ring (q, lv) into *out. 0, -EAGAIN (none), or error. */
+static int take_from(struct lease_ctx *c, uint32_t q, uint32_t lv, struct tq_task *out)
+{
+	tq *t = c->t;
+	struct tq__slot *s;
+	uint32_t idx, att, lease_ms, len = 0;
+	const void *p;
+	uint64_t due;
+	int hi, e;
+
+	hi = tq__held_add(t, 0);
+	if (hi < 0)
+		return hi;
+	e = tq__ring_pop(t, tq__ring_ready(&t->lay, q, lv), TQ__K_READY,
+			 tq__st(TQ__K_LEASED, t->token), hi, &idx);
+	if (e < 0) {
+		tq__held_del(t, hi);
+		return e;
+	}
+	tq__hmap_put(t, idx, hi);
+	s = tq__slot(t, idx);
+	att = tq__load_rlx(&s->attempts) + 1u;
+	if (att > 255)
+		att = 255;
+	tq__store_rlx(&s->attempts, (uint8_t)att);
+	lease_ms = c->lease_ms ? c->lease_ms : tq__load_rlx(&s->lease_ms);
+	due = c->now + (uint64_t)lease_ms * 1000000ull;
+	tq__store_rlx(&s->due_ns, due);
+	p = tq__payload_ptr(t, s, &len);
+	out->id = ((uint64_t)tq__load_rlx(&s->gen) << 32) | idx;
+	out->payload = p;
+	out->len = p ? len : 0;
+	out->queue = q;
+	out->level = lv;
+	out->type = tq__load_rlx(&s->type);
+	out->attempts = att;
+	out->max_attempts = tq__load_rlx(&s->max_attempts);
+	out->submitted_ns = tq__load_rlx(&s->submitted_ns);
+	out->deadline_ns = due;
+	tq__count(t, q, lv, TQ__C_LEASED, 1);
+	tq__count(t, q, lv, TQ__C_DEQ, 1);
+	tq__count(t, q, lv, TQ__C_HELD_IN, 1);
+	return 0;
+}
+
+static bool paused(tq *t, uint32_t q)
+{
+	return tq__load_rlx(&tq__queue(t, q)->paused) != 0;
+}
+
+static int take_strict(struct lease_ctx *c, struct tq_task *out, unsigned max)
+{
+	tq *t = c->t;
+	unsigned n = 0;
+	uint32_t rot = t->rr++;
+
+	for (uint32_t lv = 0; lv < t->lay.levels && n < max; lv++) {
+		for (uint32_t k = 0; k < c->nq && n < max; k++) {
+			uint32_t q = c->qs[(k + rot) % c->nq];
+			uint32_t r = tq__ring_ready(&t->lay, q, lv);
+
+			if (paused(t, q))
+				continue;
+			while (n < max && tq__ring_maybe_ready(t, r)) {
+				int e = take_from(c, q, lv, &out[n]);
+				if (e == -EAGAIN)
+					break;
+				if (e < 0)
+					return n ? (int)n : e;
+				n++;
+			}
+		}
+	}
+	return (int)n;
+}
+
+/* Smooth weighted round robin (as in nginx) over the non-empty (queue,
+ * level) pairs: each pick adds every candidate's weight to its credit and
+ * takes the largest credit, which then pays the total. Under saturation
+ * each pair gets weight/total of the picks and none starves. */
+static int take_weighted(struct lease_ctx *c, struct tq_task *out, unsigned max)
+{
+	tq *t = c->t;
+	unsigned n = 0;
+	uint32_t levels = t->lay.levels;
+
+	for (int rounds = 0; n < max && rounds < 4 * (int)max + 8; rounds++) {
+		int64_t total = 0;
+		int best = -1;
+		uint32_t bq = 0, bl = 0;
+		int e;
+
+		for (uint32_t k = 0; k < c->nq; k++) {
+			uint32_t q = c->qs[k];
+			struct tq__queue *qu = tq__queue(t, q);
+			uint32_t qw;
+
+			if (paused(t, q))
+				continue;
+			qw = tq__load_rlx(&qu->weight);
+			for (uint32_t lv = 0; lv < levels; lv++) {
+				int64_t w = (int64_t)qw * tq__load_rlx(&qu->level_weight[lv]);
+				int i = (int)(q * levels + lv);
+
+				if (w <= 0 || !tq__ring_maybe_ready(t, tq__ring_ready(&t->lay, q, lv)))
+					continue;
+				t->wrr[i] += w;
+				total += w;
+				if (best < 0 || t->wrr[i] > t->wrr[best]) {
+					best = i;
+					bq = q;
+					bl = lv;
+				}
+			}
+		}
+		if (best < 0)
+			break;
+		t->wrr[best] -= total;
+		e = take_from(c, bq, bl, &out[n]);
+		if (e == 0)
+			n++;
+		else if (e != -EAGAIN)
+			return n ? (int)n : e;
+	}
+	return (int)n;
+}
+
+static int take(struct lease_ctx *c, struct tq_task *out, unsigned max)
+{
+	c->now = tq_now_ns();
+	if (c->policy == TQ_POLICY_WEIGHTED)
+		return take_weighted(c, out, max);
+	return take_strict(c, out, max);
+}
+
+static bool any_ready(struct lease_ctx *c)
+{
+	tq *t = c->t;
+
+	for (uint32_t k = 0; k < c->nq; k++) {
+		if (paused(t, c->qs[k]))
+			continue;
+		for (uint32_t lv = 0; lv < t->lay.levels; lv++)
+			if (tq__ring_maybe_ready(t, tq__ring_ready(&t->lay, c->qs[k], lv)))
+				return true;
+	}
+	return false;
+}
+
+static int64_t min_deadline(int64_t a, int64_t b)
+{
+	if (a < 0)
+		return b;
+	if (b < 0)
+		return a;
+	return a < b ? a : b;
+}
+
+int tq_lease(tq *t, const struct tq_lease_opts *opts, struct tq_task *out, unsigned max)
+{
+	static const struct tq_lease_opts defaults;
+	struct lease_ctx c;
+	int64_t deadline;
+	uint64_t spin_until;
+	int n, e;
+
+	if (!t)
+		return -EINVAL;
+	if (!opts)
+		opts = &defaults;
+	if (!out || max < 1 || max > TQ_BATCH_MAX)
+		return tq__fail(t, -EINVAL, "lease takes 1..%u tasks, not %u", TQ_BATCH_MAX, max);
+	if (opts->policy != TQ_POLICY_STRICT && opts->policy != TQ_POLICY_WEIGHTED)
+		return tq__fail(t, -EINVAL, "unknown policy %u", opts->policy);
+	if (opts->nqueues > TQ_QUEUES_MAX || (opts->nqueues && !opts->queues))
+		return tq__fail(t, -EINVAL, "bad queue list (%u queues)", opts->nqueues);
+	c.t = t;
+	c.nq = 0;
+	c.policy = opts->policy;
+	c.lease_ms = opts->lease_ms;
+	if (opts->nqueues) {
+		for (unsigned i = 0; i < opts->nqueues; i++) {
+			e = tq__queue_check(t, opts->queues[i]);
+			if (e < 0)
+				return e;
+			c.qs[c.nq++] = (uint32_t)opts->queues[i];
+		}
+	} else {
+		for (uint32_t q = 0; q < t->lay.queues; q++)
+			if (tq__load(&tq__queue(t, q)->state) == TQ__Q_ACTIVE)
+				c.qs[c.nq++] = q;
+	}
+	if (t->nheld_free <= t->ncache)
+		return tq__fail(t, -ENOBUFS, "this handle holds %u tasks already", TQ_HELD_MAX);
+	if (max > t->nheld_free)
+		max = t->nheld_free;
+	tq__store_rlx(&t->proc->heartbeat_ns, tq_now_ns());
+	deadline = opts->timeout_ms ? tq__deadline(opts->timeout_ms) : 0;
+	spin_until = 0;
+
+	for (;;) {
+		uint32_t *words[TQ_QUEUES_MAX];
+		uint32_t seqs[TQ_QUEUES_MAX];
+		int64_t wake_at;
+
+		if (tq__load_rlx(&t->hdr->delayed))
+			tq__delay_promote(t);
+		if (c.nq) {
+			n = take(&c, out, max);
+			if (n != 0)
+				return n;
+		}
+		if (opts->timeout_ms == 0)
+			return tq__fail(t, -EAGAIN, "no task is ready");
+		if (deadline >= 0 && (uint64_t)deadline <= tq__mono_ns())
+			return tq__fail(t, -ETIMEDOUT, "no task became ready in %d ms", opts->timeout_ms);
+
+		/* Spin briefly: a hand-over costs far less than a wake-up. */
+		if (!spin_until)
+			spin_until = tq__mono_ns() + SPIN_NS;
+		if (tq__mono_ns() < spin_until) {
+			for (int i = 0; i < 64 && !any_ready(&c); i++)
+				tq__cpu_relax();
+			continue;
+		}
+		spin_until = 0;
+
+		/* Sleep: register on every queue's word, then look once more. */
+		for (uint32_t k = 0; k < c.nq; k++) {
+			struct tq__queue *qu = tq__queue(t, c.qs[k]);
+			tq__add(&qu->ready_sleepers, 1);
+			words[k] = &qu->ready_seq;
+			seqs[k] = tq__load(&qu->ready_seq);
+		}
+		tq__fence();
+		e = 0;
+		n = c.nq ? take(&c, out, max) : 0;
+		if (n == 0) {
+			wake_at = (int64_t)(tq__mono_ns() + NAP_NS);
+			if (tq__load_rlx(&t->hdr->delayed))
+				wake_at = min_deadline(wake_at, tq__delay_next_ns(t));
+			wake_at = min_deadline(wake_at, deadline);
+			if (c.nq)
+				e = tq__futex_waitv(words, seqs, c.nq, wake_at);
+			else
+				e = tq__futex_wait(&t->hdr->space_seq, tq__load(&t->hdr->space_seq), wake_at);
+		}
+		for (uint32_t k = 0; k < c.nq; k++)
+			tq__add(&tq__queue(t, c.qs[k])->ready_sleepers, (uint32_t)-1);
+		if (n != 0)
+			return n;
+		if (e == -EINTR)
+			return tq__fail(t, -EINTR, "interrupted by a signal");
+		if (!opts->nqueues) {
+			/* Queues may have been declared meanwhile. */
+			c.nq = 0;
+			for (uint32_t q = 0; q < t->lay.queues; q++)
+				if (tq__load(&tq__queue(t, q)->state) == TQ__Q_ACTIVE)
+					c.qs[c.nq++] = q;
+		}
+	}
+}

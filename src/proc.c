@@ -1,0 +1,234 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * proc.c - process records and held lists.
+ *
+ * Every handle owns one record in the segment. Before a handle takes
+ * anything out of shared structures (a free slot, a chunk, a task from a
+ * ring) it writes the thing's index into its record's held list; only then
+ * does it claim it with a CAS on the thing's own state word. So after the
+ * handle dies, a supervisor finds everything it may have held by reading
+ * one fixed array (the idea of iceoryx's UsedChunkList), and the state
+ * words say which of those it really held.
+ *
+ * The record also carries the PID and the process start time, so that a
+ * supervisor is not fooled when the PID is reused.
+ */
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "handle.h"
+
+/* Field 22 of /proc/<pid>/stat: start time in clock ticks since boot. */
+static uint64_t start_time_of(pid_t pid)
+{
+	char path[64], buf[1024];
+	unsigned long long v = 0;
+	ssize_t n;
+	char *p;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = 0;
+	p = strrchr(buf, ')');
+	if (!p)
+		return 0;
+	/* After ") " come fields 3..; the start time is field 22. */
+	if (sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d %*d "
+			  "%*d %*d %llu", &v) != 1)
+		return 0;
+	return v;
+}
+
+int tq__proc_claim(tq *t)
+{
+	uint32_t n = t->lay.procs, start = (uint32_t)getpid() % n;
+
+	for (uint32_t k = 0; k < n; k++) {
+		uint32_t i = (start + k) % n;
+		struct tq__proc *p = tq__proc_at(t, i);
+		uint32_t epoch;
+		uint64_t token;
+
+		if (tq__load(&p->owner) != 0)
+			continue;
+		/* Bump the epoch first, so that no two claims of this record
+		 * ever produce the same token, even if a claimer dies here. */
+		epoch = tq__load(&p->epoch);
+		if (!tq__cas32(&p->epoch, epoch, epoch + 1))
+			continue;
+		epoch++;
+		if ((epoch & 0x0fffffffu) == 0)
+			continue;
+		token = tq__token(epoch, i);
+		if (!tq__cas64(&p->owner, 0, token))
+			continue;
+		for (uint32_t h = 0; h < TQ_HELD_MAX; h++)
+			tq__store_rlx(&p->held[h], 0);
+		tq__store_rlx(&p->start_time, start_time_of(getpid()));
+		tq__store_rlx(&p->heartbeat_ns, tq_now_ns());
+		tq__store_rlx(&p->sleeping, 0);
+		tq__store(&p->pid, (int32_t)getpid());
+		t->proc = p;
+		t->proc_idx = i;
+		t->token = token;
+		t->stripe = i % TQ__STRIPES;
+		t->slot_cursor = (uint32_t)(((uint64_t)i * 2654435761u) %
+					    tq__bitmap_words(t->lay.capacity));
+		t->chunk_cursor = (uint32_t)(((uint64_t)i * 40503u) % tq__bitmap_words(t->lay.nchunks));
+		return 0;
+	}
+	return -EUSERS;
+}
+
+void tq__proc_release(tq *t)
+{
+	struct tq__proc *p = t->proc;
+	bool holds = false;
+
+	/* Cached free slots go back to the pool. */
+	while (t->ncache) {
+		t->ncache--;
+		tq__slot_free(t, t->cache[t->ncache]);
+		tq__held_del(t, t->cache_hi[t->ncache]);
+	}
+	for (uint32_t h = 0; h < TQ_HELD_MAX; h++)
+		if (tq__load_rlx(&p->held[h]))
+			holds = true;
+	if (holds) {
+		/* Leased tasks stay recorded here; a supervisor sees a record
+		 * with no live process and gives them back. */
+		tq__store(&p->pid, -1);
+	} else {
+		tq__store_rlx(&p->pid, 0);
+		tq__store(&p->owner, 0);
+	}
+	t->proc = NULL;
+}
+
+int tq__held_add(tq *t, uint32_t entry)
+{
+	int hi;
+
+	if (!t->nheld_free)
+		return -ENOBUFS;
+	hi = t->held_free[--t->nheld_free];
+	tq__store(&t->proc->held[hi], entry);
+	return hi;
+}
+
+void tq__held_set(tq *t, int hi, uint32_t entry)
+{
+	tq__store(&t->proc->held[hi], entry);
+}
+
+void tq__held_del(tq *t, int hi)
+{
+	tq__store(&t->proc->held[hi], 0);
+	t->held_free[t->nheld_free++] = (uint16_t)hi;
+}
+
+/* The local map from a leased slot to its held entry (linear probing with
+ * backward-shift deletion). */
+static uint32_t hmap_home(uint32_t slot)
+{
+	return (slot * 2654435761u) & (TQ__HMAP - 1);
+}
+
+void tq__hmap_put(tq *t, uint32_t slot, int hi)
+{
+	uint32_t i = hmap_home(slot);
+
+	while (t->hmap_key[i] && t->hmap_key[i] != slot + 1)
+		i = (i + 1) & (TQ__HMAP - 1);
+	t->hmap_key[i] = slot + 1;
+	t->hmap_val[i] = (uint16_t)hi;
+}
+
+static int hmap_find(tq *t, uint32_t slot)
+{
+	uint32_t i = hmap_home(slot);
+
+	while (t->hmap_key[i]) {
+		if (t->hmap_key[i] == slot + 1)
+			return (int)i;
+		i = (i + 1) & (TQ__HMAP - 1);
+	}
+	return -1;
+}
+
+int tq__hmap_get(tq *t, uint32_t slot)
+{
+	int i = hmap_find(t, slot);
+
+	return i < 0 ? -1 : t->hmap_val[i];
+}
+
+int tq__hmap_take(tq *t, uint32_t slot)
+{
+	int i = hmap_find(t, slot);
+	uint32_t hole, j;
+	int hi;
+
+	if (i < 0)
+		return -1;
+	hi = t->hmap_val[i];
+	hole = (uint32_t)i;
+	j = (hole + 1) & (TQ__HMAP - 1);
+	while (t->hmap_key[j]) {
+		uint32_t home = hmap_home(t->hmap_key[j] - 1);
+		/* Move j into the hole unless its home lies cyclically in (hole, j]. */
+		if (((j - home) & (TQ__HMAP - 1)) >= ((j - hole) & (TQ__HMAP - 1))) {
+			t->hmap_key[hole] = t->hmap_key[j];
+			t->hmap_val[hole] = t->hmap_val[j];
+			hole = j;
+		}
+		j = (j + 1) & (TQ__HMAP - 1);
+	}
+	t->hmap_key[hole] = 0;
+	return hi;
+}
+
+int tq__owner_pid(tq *t, uint64_t token)
+{
+	uint32_t p = tq__token_proc(token);
+	struct tq__proc *rec;
+
+	if (p >= t->lay.procs)
+		return 0;
+	rec = tq__proc_at(t, p);
+	if (tq__load(&rec->owner) != token)
+		return 0;
+	return tq__load_rlx(&rec->pid);
+}
+
+/* Whether the handle holding `token` is alive: its record still carries
+ * the token, and its process exists with the recorded start time. */
+bool tq__token_alive(tq *t, uint64_t token)
+{
+	uint32_t p = tq__token_proc(token);
+	struct tq__proc *rec;
+	int32_t pid;
+
+	if (p >= t->lay.procs)
+		return false;
+	rec = tq__proc_at(t, p);
+	if (tq__load(&rec->owner) != token)
+		return false;
+	pid = tq__load(&rec->pid);
+	if (pid <= 0)
+		return false;
+	if (kill(pid, 0) < 0 && errno == ESRCH)
+		return false;
+	return start_time_of(pid) == tq__load_rlx(&rec->start_time);
+}

@@ -1,0 +1,267 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * ring.c - the queue that carries slot indices: an unbounded lock-free FIFO
+ * made of 512-cell chunks taken from a shared chunk pool, safe against a
+ * process dying at any instruction.
+ *
+ * Why not ck_ring or a Vyukov queue: both have a window in which a dead
+ * producer wedges every consumer (see ../shared/DESIGN-NOTES.md, 1). Here
+ * every step is one CAS that either happened or did not, and every step
+ * after the commit point can be finished by anybody ("helping", as in
+ * iceoryx's index queue):
+ *
+ *   push:  the pusher owns the slot; it writes the slot's state word
+ *          (kind @ ring, position), then CASes the empty cell at wpos to
+ *          hold the slot (the commit point), then CASes wpos forward. Any
+ *          pusher that finds the cell at wpos already full advances wpos.
+ *   pop:   the popper reads the cell at rpos, then CASes the *slot's* state
+ *          from (kind @ ring, rpos) to its new owner (the commit point,
+ *          so ownership is written before the task leaves the queue), then
+ *          CASes rpos forward. Any popper that finds the slot at rpos no
+ *          longer in that exact state (claimed, cancelled, moved) advances
+ *          rpos.
+ *
+ * Chunks: a cell is (chunk gen:32 | slot index + 1:32), empty when the low
+ * half is 0. A chunk's generation changes when it is freed, so a process
+ * that stalls holding a stale chunk index fails its CAS instead of writing
+ * into a recycled chunk. A pusher that finds wpos past the tail chunk links
+ * a fresh chunk with one CAS on the tail's next field; the popper that
+ * moves head past a fully consumed chunk frees it.
+ *
+ * Every index read from the segment is checked; every loop is bounded and
+ * ends in -EAGAIN (nothing done) or -EPROTO (corruption).
+ */
+#include "handle.h"
+
+#define GEN(x)     ((uint32_t)((x) >> 32))
+#define LOW(x)     ((uint32_t)(x))
+#define PAIR(g, i) (((uint64_t)(g) << 32) | (uint32_t)(i))
+#define TRIES      (1 << 20)
+
+static int chunk_alloc(tq *t, uint64_t base, uint32_t *out, int *out_hi)
+{
+	for (int tries = 0; tries < 64; tries++) {
+		struct tq__chunk *ch;
+		uint64_t *cells;
+		uint32_t c, g;
+		int hi;
+
+		if (!tq__pool_take(tq__chunk_bits(t), t->lay.nchunks, &t->chunk_cursor, 1, &c))
+			return -EAGAIN;
+		hi = tq__held_add(t, tq__held(TQ__H_CHUNK, c));
+		if (hi < 0) {
+			tq__pool_give(tq__chunk_bits(t), c);
+			return hi;
+		}
+		ch = tq__chunk(t, c);
+		if (!tq__cas64(&ch->owner, 0, t->token)) {
+			/* Bitmap and owner disagree: leave it to the sweep. */
+			tq__held_del(t, hi);
+			continue;
+		}
+		g = GEN(tq__load(&ch->gen_next));
+		tq__store(&ch->gen_next, PAIR(g, TQ__NIL));
+		tq__store(&ch->base, base);
+		cells = tq__cells(t, c);
+		for (uint32_t i = 0; i < TQ__CHUNK_CELLS; i++)
+			tq__store_rlx(&cells[i], PAIR(g, 0));
+		*out = c;
+		*out_hi = hi;
+		return 0;
+	}
+	return -EAGAIN;
+}
+
+/* Free a chunk this handle owns or just unlinked from a ring's head. */
+static void chunk_free(tq *t, uint32_t c)
+{
+	struct tq__chunk *ch = tq__chunk(t, c);
+	uint32_t g = GEN(tq__load(&ch->gen_next));
+
+	tq__store(&ch->gen_next, PAIR(g + 1, TQ__NIL));
+	tq__store(&ch->owner, 0);
+	tq__pool_give(tq__chunk_bits(t), c);
+}
+
+int tq__ring_init(tq *t, uint32_t r)
+{
+	struct tq__ring *rg = tq__ring(t, r);
+	uint32_t c;
+	int hi, e;
+
+	e = chunk_alloc(t, 0, &c, &hi);
+	if (e < 0)
+		return e;
+	tq__store(&rg->rpos, 0);
+	tq__store(&rg->wpos, 0);
+	tq__store(&rg->head, PAIR(GEN(tq__load(&tq__chunk(t, c)->gen_next)), c));
+	tq__store(&rg->tail, tq__load(&rg->head));
+	tq__store(&tq__chunk(t, c)->owner, TQ__CHUNK_LINKED | r);
+	tq__held_del(t, hi);
+	return 0;
+}
+
+/* Read chunk c's header as of generation g; false if c is not (or no
+ * longer) that incarnation. */
+static bool chunk_read(tq *t, uint32_t c, uint32_t g, uint64_t *gen_next, uint64_t *base)
+{
+	struct tq__chunk *ch = tq__chunk(t, c);
+
+	*gen_next = tq__load(&ch->gen_next);
+	if (GEN(*gen_next) != g)
+		return false;
+	*base = tq__load(&ch->base);
+	return GEN(tq__load(&ch->gen_next)) == g;
+}
+
+/* The pair for chunk `next` that chunk c (generation g) links to, checked
+ * against c still being alive so that next was alive when read. */
+static bool next_pair(tq *t, uint32_t c, uint32_t g, uint32_t next, uint64_t *pair)
+{
+	uint32_t ng = GEN(tq__load(&tq__chunk(t, next)->gen_next));
+
+	if (GEN(tq__load(&tq__chunk(t, c)->gen_next)) != g)
+		return false;
+	*pair = PAIR(ng, next);
+	return true;
+}
+
+int tq__ring_push(tq *t, uint32_t r, uint32_t idx, unsigned kind)
+{
+	struct tq__ring *rg = tq__ring(t, r);
+	uint32_t nchunks = t->lay.nchunks;
+
+	for (int tries = 0; tries < TRIES; tries++) {
+		uint64_t w = tq__load(&rg->wpos);
+		uint64_t tl = tq__load(&rg->tail);
+		uint32_t c = LOW(tl), g = GEN(tl), next;
+		uint64_t gn, base, v, pair, *cell;
+
+		if (c >= nchunks)
+			return tq__fail(t, -EPROTO, "ring %u: tail chunk %u out of range", r, c);
+		if (!chunk_read(t, c, g, &gn, &base)) {
+			/* The tail lagged behind a head that freed its chunk. */
+			tq__cas64(&rg->tail, tl, tq__load(&rg->head));
+			continue;
+		}
+		if (w < base)
+			continue;
+		if (w - base >= TQ__CHUNK_CELLS) {
+			next = LOW(gn);
+			if (next == TQ__NIL) {
+				uint32_t nc;
+				int hi, e;
+
+				if (w - base != TQ__CHUNK_CELLS)
+					continue;
+				e = chunk_alloc(t, base + TQ__CHUNK_CELLS, &nc, &hi);
+				if (e < 0)
+					return e;
+				pair = PAIR(GEN(tq__load(&tq__chunk(t, nc)->gen_next)), nc);
+				if (tq__cas64(&tq__chunk(t, c)->gen_next, PAIR(g, TQ__NIL), PAIR(g, nc))) {
+					tq__store(&tq__chunk(t, nc)->owner, TQ__CHUNK_LINKED | r);
+					tq__held_del(t, hi);
+					tq__cas64(&rg->tail, tl, pair);
+				} else {
+					chunk_free(t, nc);
+					tq__held_del(t, hi);
+				}
+				continue;
+			}
+			if (next >= nchunks)
+				return tq__fail(t, -EPROTO, "ring %u: next chunk %u out of range", r, next);
+			if (next_pair(t, c, g, next, &pair))
+				tq__cas64(&rg->tail, tl, pair);
+			continue;
+		}
+		cell = &tq__cells(t, c)[w - base];
+		v = tq__load(cell);
+		if (v == PAIR(g, 0)) {
+			tq__store(&tq__slot(t, idx)->state, tq__st_at(kind, r, w));
+			if (tq__cas64(cell, PAIR(g, 0), PAIR(g, idx + 1))) {
+				tq__cas64(&rg->wpos, w, w + 1);
+				return 0;
+			}
+			continue;
+		}
+		if (GEN(v) == g)
+			tq__cas64(&rg->wpos, w, w + 1);    /* a pusher died or is slow: help */
+	}
+	return tq__fail(t, -EAGAIN, "ring %u: push did not settle", r);
+}
+
+bool tq__ring_maybe_ready(tq *t, uint32_t r)
+{
+	struct tq__ring *rg = tq__ring(t, r);
+	uint64_t rp = tq__load(&rg->rpos);
+
+	if (rp < t->wpos_seen[r])
+		return true;
+	t->wpos_seen[r] = tq__load(&rg->wpos);
+	return rp < t->wpos_seen[r];
+}
+
+uint64_t tq__ring_wpos(tq *t, uint32_t r)
+{
+	return tq__load(&tq__ring(t, r)->wpos);
+}
+
+int tq__ring_pop(tq *t, uint32_t r, unsigned kind, uint64_t new_state, int hi, uint32_t *out)
+{
+	struct tq__ring *rg = tq__ring(t, r);
+	uint32_t nchunks = t->lay.nchunks;
+
+	for (int tries = 0; tries < TRIES; tries++) {
+		uint64_t rp = tq__load(&rg->rpos);
+		uint64_t hd, gn, base, v, st, expect, pair;
+		uint32_t c, g, next, idx;
+		struct tq__slot *s;
+
+		if (rp >= t->wpos_seen[r]) {
+			t->wpos_seen[r] = tq__load(&rg->wpos);
+			if (rp >= t->wpos_seen[r])
+				return -EAGAIN;
+		}
+		hd = tq__load(&rg->head);
+		c = LOW(hd);
+		g = GEN(hd);
+		if (c >= nchunks)
+			return tq__fail(t, -EPROTO, "ring %u: head chunk %u out of range", r, c);
+		if (!chunk_read(t, c, g, &gn, &base))
+			continue;
+		if (rp < base)
+			continue;
+		if (rp - base >= TQ__CHUNK_CELLS) {
+			next = LOW(gn);
+			if (next == TQ__NIL)
+				continue;
+			if (next >= nchunks)
+				return tq__fail(t, -EPROTO, "ring %u: next chunk %u out of range", r, next);
+			if (next_pair(t, c, g, next, &pair) && tq__cas64(&rg->head, hd, pair))
+				chunk_free(t, c);
+			continue;
+		}
+		v = tq__load(&tq__cells(t, c)[rp - base]);
+		if (GEN(v) != g || LOW(v) == 0)
+			continue;
+		idx = LOW(v) - 1;
+		if (idx >= t->lay.capacity)
+			return tq__fail(t, -EPROTO, "ring %u: cell holds slot %u out of range", r, idx);
+		s = tq__slot(t, idx);
+		expect = tq__st_at(kind, r, rp);
+		st = tq__load(&s->state);
+		if (st == expect) {
+			if (hi >= 0)
+				tq__held_set(t, hi, tq__held(TQ__H_SLOT, idx));
+			if (tq__cas64(&s->state, expect, new_state)) {
+				tq__cas64(&rg->rpos, rp, rp + 1);
+				*out = idx;
+				return 0;
+			}
+			continue;
+		}
+		/* Claimed by someone else, cancelled or moved: skip it. */
+		tq__cas64(&rg->rpos, rp, rp + 1);
+	}
+	return -EAGAIN;
+}

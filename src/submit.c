@@ -1,0 +1,303 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * submit.c - accepting tasks: the handle's cache of reserved free slots,
+ * tq_submit() and tq_submit_batch(), and waiting for room (backpressure).
+ *
+ * A producer takes free slots from the shared bitmap up to 32 at a time,
+ * claims each one (state FREE -> RESERVED(token)) after naming it in its
+ * held list, fills it, and publishes it with one CAS into the ready ring of
+ * its (queue, level). A task is accepted once that CAS has happened; the
+ * held entry is dropped after it, so a producer that dies in between leaves
+ * a task that is both published and named, which recovery reads as
+ * published (docs/protocols.md, "publish").
+ */
+#include <string.h>
+
+#include "handle.h"
+
+#define SPACE_NAP_MS 100
+
+int tq__slot_get(tq *t, uint32_t *idx, int *hi)
+{
+	if (!t->ncache) {
+		uint32_t got[TQ__CACHE_MAX];
+		unsigned want = TQ__CACHE_MAX, n;
+
+		if (t->nheld_free < want + 1)
+			want = t->nheld_free > 1 ? t->nheld_free - 1 : 0;
+		if (!want)
+			return -ENOBUFS;
+		n = tq__pool_take(tq__slot_bits(t), t->lay.capacity, &t->slot_cursor, want, got);
+		for (unsigned i = 0; i < n; i++) {
+			struct tq__slot *s = tq__slot(t, got[i]);
+			uint32_t gen;
+			int h = tq__held_add(t, tq__held(TQ__H_SLOT, got[i]));
+
+			if (h < 0) {
+				tq__pool_give(tq__slot_bits(t), got[i]);
+				continue;
+			}
+			/* A clear bit on a slot that is not FREE is left set
+			 * for the supervisor's sweep. */
+			if (!tq__cas64(&s->state, 0, tq__st(TQ__K_RESERVED, t->token))) {
+				tq__held_del(t, h);
+				continue;
+			}
+			gen = tq__load_rlx(&s->gen) + 1;
+			if (gen == 0xffffffffu) {
+				/* Its IDs are used up: retire it, bit set forever,
+				 * so that no ID is ever given twice. */
+				tq__store(&s->state, tq__st(TQ__K_RETIRED, 0));
+				tq__held_del(t, h);
+				continue;
+			}
+			tq__store(&s->gen, gen);
+			t->cache[t->ncache] = got[i];
+			t->cache_hi[t->ncache] = (uint16_t)h;
+			t->ncache++;
+		}
+		if (!t->ncache)
+			return -EAGAIN;
+	}
+	t->ncache--;
+	*idx = t->cache[t->ncache];
+	*hi = t->cache_hi[t->ncache];
+	return 0;
+}
+
+/* Put a reserved slot that was not used back into the cache. */
+static void slot_unget(tq *t, uint32_t idx, int hi)
+{
+	t->cache[t->ncache] = idx;
+	t->cache_hi[t->ncache] = (uint16_t)hi;
+	t->ncache++;
+}
+
+void tq__slot_free(tq *t, uint32_t idx)
+{
+	tq__store(&tq__slot(t, idx)->state, tq__st(TQ__K_FREE, 0));
+	tq__pool_give(tq__slot_bits(t), idx);
+	tq__wake_space(t);
+}
+
+int tq__slot_lookup(tq *t, uint64_t id, uint32_t *idx)
+{
+	uint32_t i = (uint32_t)id, gen = (uint32_t)(id >> 32);
+
+	if (i >= t->lay.capacity || gen == 0 || gen == 0xffffffffu)
+		return tq__fail(t, -ENOENT, "task %llu: no such task ID", (unsigned long long)id);
+	if (tq__load(&tq__slot(t, i)->gen) != gen)
+		return tq__fail(t, -ENOENT, "task %llu: finished and gone, or never existed",
+				(unsigned long long)id);
+	*idx = i;
+	return 0;
+}
+
+/* Sleep until room may have been freed or the deadline passes. The caller
+ * has already registered as a sleeper and read seq, then retried. */
+static int nap_for_space(tq *t, uint32_t seq, int64_t deadline)
+{
+	int64_t nap = (int64_t)tq__mono_ns() + SPACE_NAP_MS * 1000000ll;
+	int e;
+
+	/* Cap each sleep, so a waker lost with a dead process costs at most
+	 * one nap, never a wedge. */
+	if (deadline >= 0 && deadline < nap)
+		nap = deadline;
+	e = tq__futex_wait(&t->hdr->space_seq, seq, nap);
+	if (e == -ETIMEDOUT && (deadline < 0 || (uint64_t)deadline > tq__mono_ns()))
+		e = 0;
+	return e;
+}
+
+struct submit_ctx {
+	tq *t;
+	uint32_t q;
+	struct tq__queue *qu;
+	uint32_t max_length;
+	uint32_t max_attempts;
+	uint32_t lease_ms;
+	uint64_t not_before;
+	uint64_t now;
+};
+
+/* Accept one task; -EAGAIN when there is no room right now. */
+static int submit_one(struct submit_ctx *c, const void *payload, uint32_t len, uint32_t level,
+		      uint32_t type, uint64_t *id, bool *ready)
+{
+	tq *t = c->t;
+	struct tq__slot *s;
+	uint32_t idx;
+	int hi, e;
+
+	if (c->max_length) {
+		if (tq__add(&c->qu->count, 1) > c->max_length) {
+			tq__add(&c->qu->count, (uint64_t)-1);
+			return tq__fail(t, -EAGAIN, "queue %u holds its max_length of %u tasks", c->q,
+					c->max_length);
+		}
+	}
+	e = tq__slot_get(t, &idx, &hi);
+	if (e < 0)
+		goto undo_count;
+	s = tq__slot(t, idx);
+	e = tq__payload_store(t, s, payload, len);
+	if (e < 0)
+		goto undo_slot;
+	tq__store_rlx(&s->type, (uint16_t)type);
+	tq__store_rlx(&s->queue, (uint8_t)c->q);
+	tq__store_rlx(&s->level, (uint8_t)level);
+	tq__store_rlx(&s->attempts, 0);
+	tq__store_rlx(&s->max_attempts, (uint8_t)c->max_attempts);
+	tq__store_rlx(&s->lease_ms, c->lease_ms);
+	tq__store_rlx(&s->submitted_ns, c->now);
+	tq__store_rlx(&s->due_ns, c->not_before);
+	e = 1;
+	*ready = true;
+	if (c->not_before > c->now) {
+		e = tq__delay_push(t, idx, c->not_before);
+		*ready = e == 1;
+	}
+	if (e == 1)
+		e = tq__ring_push(t, tq__ring_ready(&t->lay, c->q, level), idx, TQ__K_READY);
+	if (e < 0) {
+		tq__payload_drop(t, s);
+		goto undo_slot;
+	}
+	/* Accepted: the task belongs to its ring now. */
+	tq__held_del(t, hi);
+	tq__count(t, c->q, level, TQ__C_SUBMITTED, 1);
+	tq__count(t, c->q, level, *ready ? TQ__C_ENQ : TQ__C_DELAY_IN, 1);
+	*id = ((uint64_t)tq__load_rlx(&s->gen) << 32) | idx;
+	return 0;
+
+undo_slot:
+	slot_unget(t, idx, hi);
+undo_count:
+	if (c->max_length)
+		tq__add(&c->qu->count, (uint64_t)-1);
+	if (e == -EAGAIN)
+		return tq__fail(t, -EAGAIN, "no free %s: the segment is full",
+				len > TQ__INLINE_MAX ? "slot or payload block" : "slot");
+	return e;
+}
+
+int tq_submit_batch(tq *t, int q, const struct tq_task_spec *specs, unsigned n,
+		    const struct tq_submit_opts *opts, uint64_t *ids)
+{
+	static const struct tq_submit_opts defaults;
+	struct submit_ctx c;
+	unsigned accepted = 0, ready = 0;
+	int64_t deadline;
+	int e = 0;
+
+	if (!t)
+		return -EINVAL;
+	if (!opts)
+		opts = &defaults;
+	e = tq__queue_check(t, q);
+	if (e < 0)
+		return e;
+	if (!specs || n < 1 || n > TQ_BATCH_MAX)
+		return tq__fail(t, -EINVAL, "a batch holds 1..%u tasks, not %u", TQ_BATCH_MAX, n);
+	if (opts->flags)
+		return tq__fail(t, -EINVAL, "flags 0x%x: no flags are defined", opts->flags);
+	if (opts->max_attempts > TQ_ATTEMPTS_MAX)
+		return tq__fail(t, -EINVAL, "max_attempts %u exceeds %u", opts->max_attempts,
+				TQ_ATTEMPTS_MAX);
+	for (unsigned i = 0; i < n; i++) {
+		if (specs[i].len > t->lay.max_payload)
+			return tq__fail(t, -EMSGSIZE, "task %u: payload of %u bytes, max_payload is %u", i,
+					specs[i].len, t->lay.max_payload);
+		if (specs[i].len && !specs[i].payload)
+			return tq__fail(t, -EINVAL, "task %u: payload is NULL", i);
+		if (specs[i].level >= t->lay.levels)
+			return tq__fail(t, -EINVAL, "task %u: level %u, the segment has %u", i,
+					specs[i].level, t->lay.levels);
+		if (specs[i].type > TQ_TYPE_MAX)
+			return tq__fail(t, -EINVAL, "task %u: type %u exceeds %u", i, specs[i].type,
+					TQ_TYPE_MAX);
+	}
+
+	c.t = t;
+	c.q = (uint32_t)q;
+	c.qu = tq__queue(t, c.q);
+	c.max_length = tq__load_rlx(&c.qu->max_length);
+	c.max_attempts = opts->max_attempts ? opts->max_attempts : tq__load_rlx(&c.qu->max_attempts);
+	if (c.max_attempts < 1 || c.max_attempts > TQ_ATTEMPTS_MAX)
+		c.max_attempts = 1;
+	c.lease_ms = opts->lease_ms ? opts->lease_ms : tq__load_rlx(&c.qu->lease_ms);
+	c.now = tq_now_ns();
+	c.not_before = opts->not_before_ns;
+	deadline = opts->timeout_ms ? tq__deadline(opts->timeout_ms) : 0;
+
+	while (accepted < n) {
+		uint64_t id = 0;
+		bool is_ready = false;
+		uint32_t seq;
+
+		e = submit_one(&c, specs[accepted].payload, specs[accepted].len,
+			       specs[accepted].level, specs[accepted].type, &id, &is_ready);
+		if (e == 0) {
+			if (ids)
+				ids[accepted] = id;
+			accepted++;
+			ready += is_ready;
+			continue;
+		}
+		if (e != -EAGAIN || opts->timeout_ms == 0)
+			break;
+		/* Full: wake workers for what is already in, then wait. */
+		if (ready) {
+			tq__wake_ready(t, c.q, ready);
+			ready = 0;
+		}
+		tq__add(&t->hdr->space_sleepers, 1);
+		seq = tq__load(&t->hdr->space_seq);
+		e = submit_one(&c, specs[accepted].payload, specs[accepted].len,
+			       specs[accepted].level, specs[accepted].type, &id, &is_ready);
+		if (e == -EAGAIN)
+			e = nap_for_space(t, seq, deadline);
+		else if (e == 0) {
+			if (ids)
+				ids[accepted] = id;
+			accepted++;
+			ready += is_ready;
+		}
+		tq__add(&t->hdr->space_sleepers, (uint32_t)-1);
+		if (e < 0) {
+			if (e == -ETIMEDOUT)
+				tq__fail(t, e, "still full after %d ms", opts->timeout_ms);
+			break;
+		}
+	}
+	if (ready)
+		tq__wake_ready(t, c.q, ready);
+	if (!accepted)
+		return e;
+	return (int)accepted;
+}
+
+int tq_submit(tq *t, int q, const void *payload, size_t len, const struct tq_submit_opts *opts,
+	      uint64_t *id)
+{
+	struct tq_task_spec spec;
+	uint64_t tmp;
+	int e;
+
+	if (!t)
+		return -EINVAL;
+	if (len > t->lay.max_payload)
+		return tq__fail(t, -EMSGSIZE, "payload of %zu bytes, max_payload is %u", len,
+				t->lay.max_payload);
+	spec.payload = payload;
+	spec.len = (uint32_t)len;
+	spec.level = opts ? opts->level : 0;
+	spec.type = opts ? opts->type : 0;
+	e = tq_submit_batch(t, q, &spec, 1, opts, &tmp);
+	if (e < 0)
+		return e;
+	if (id)
+		*id = tmp;
+	return 0;
+}
