@@ -21,9 +21,12 @@ static int leased(tq *t, uint64_t id, uint32_t *idx, int *hi)
 
 	if (!t)
 		return -EINVAL;
+	t->err[0] = 0;
 	e = tq__slot_lookup(t, id, idx);
 	if (e < 0)
 		return e;
+	if (tq__st_kind(tq__load(&tq__slot(t, *idx)->state)) == TQ__K_FREE)
+		return tq__fail(t, -ENOENT, "task %llu: finished and gone", (unsigned long long)id);
 	if (tq__load(&tq__slot(t, *idx)->state) != tq__st(TQ__K_LEASED, t->token) ||
 	    (*hi = tq__hmap_get(t, *idx)) < 0)
 		return tq__fail(t, -ESTALE, "task %llu is not leased by this handle",
@@ -71,6 +74,8 @@ void tq__queue_leave(tq *t, uint32_t q)
 
 int tq__publish_ready(tq *t, uint32_t idx, uint32_t q, uint32_t lv)
 {
+	if (t)
+		t->err[0] = 0;
 	int e = tq__ring_push(t, tq__ring_ready(&t->lay, q, lv), idx, TQ__K_READY);
 
 	if (e < 0)
@@ -82,6 +87,8 @@ int tq__publish_ready(tq *t, uint32_t idx, uint32_t q, uint32_t lv)
 
 int tq_ack(tq *t, uint64_t id, const void *result, size_t result_len)
 {
+	if (t)
+		t->err[0] = 0;
 	struct tq__slot *s;
 	uint32_t idx, q, lv;
 	int hi, e;
@@ -120,6 +127,8 @@ int tq_ack(tq *t, uint64_t id, const void *result, size_t result_len)
 
 int tq_fail(tq *t, uint64_t id)
 {
+	if (t)
+		t->err[0] = 0;
 	struct tq__slot *s;
 	uint32_t idx, q, lv;
 	bool dead;
@@ -156,6 +165,8 @@ int tq_fail(tq *t, uint64_t id)
 
 int tq_release(tq *t, uint64_t id)
 {
+	if (t)
+		t->err[0] = 0;
 	struct tq__slot *s;
 	uint32_t idx, q, lv, att;
 	int hi, e;
@@ -187,6 +198,8 @@ int tq_release(tq *t, uint64_t id)
 
 int tq_extend(tq *t, uint64_t id, uint32_t ms)
 {
+	if (t)
+		t->err[0] = 0;
 	struct tq__slot *s;
 	uint32_t idx;
 	int hi, e;

@@ -44,7 +44,6 @@ struct tq {
 
 	uint64_t *wpos_seen;       /* per ring: last wpos read (consumer side) */
 	int64_t *wrr;              /* per (queue, level): weighted round robin */
-	uint32_t rr;               /* rotation among queues of one level */
 
 	char err[256];
 };

@@ -26,21 +26,25 @@ static int state_of(tq *t, uint64_t id, uint32_t idx, uint64_t *st)
 	struct tq__slot *s = tq__slot(t, idx);
 
 	*st = tq__load(&s->state);
-	if (tq__load(&s->gen) != (uint32_t)(id >> 32))
+	if (tq__load(&s->gen) != (uint32_t)(id >> 32) || tq__st_kind(*st) == TQ__K_FREE)
 		return tq__fail(t, -ENOENT, "task %llu: finished and gone", (unsigned long long)id);
 	return 0;
 }
 
 int tq_get(tq *t, uint64_t id, struct tq_info *info)
 {
+	if (t)
+		t->err[0] = 0;
 	struct tq_info in;
 	struct tq__slot *s;
 	uint64_t st = 0, st2;
 	uint32_t idx, gen = (uint32_t)(id >> 32);
 	int e, tries;
 
-	if (!t || !info)
+	if (!t)
 		return -EINVAL;
+	if (!info)
+		return tq__fail(t, -EINVAL, "info is NULL");
 	e = tq__slot_lookup(t, id, &idx);
 	if (e < 0)
 		return e;
@@ -88,14 +92,18 @@ int tq_get(tq *t, uint64_t id, struct tq_info *info)
 
 int tq_result(tq *t, uint64_t id, void *buf, size_t size)
 {
+	if (t)
+		t->err[0] = 0;
 	struct tq__slot *s;
 	const void *p;
 	uint32_t idx, len = 0;
 	uint64_t st;
 	int e;
 
-	if (!t || (size && !buf))
+	if (!t)
 		return -EINVAL;
+	if ((size && !buf))
+		return tq__fail(t, -EINVAL, "buf is NULL");
 	e = tq__slot_lookup(t, id, &idx);
 	if (e < 0)
 		return e;
@@ -147,6 +155,8 @@ static int place(tq *t, uint32_t idx, uint32_t *q, uint32_t *lv)
 
 int tq_forget(tq *t, uint64_t id)
 {
+	if (t)
+		t->err[0] = 0;
 	uint32_t idx, q, lv;
 	uint64_t st;
 	int e, hi;
@@ -179,6 +189,8 @@ int tq_forget(tq *t, uint64_t id)
 
 int tq_cancel(tq *t, uint64_t id)
 {
+	if (t)
+		t->err[0] = 0;
 	uint32_t idx, q, lv;
 	uint64_t st;
 	unsigned kind;
@@ -223,6 +235,8 @@ int tq_cancel(tq *t, uint64_t id)
 
 int tq_set_level(tq *t, uint64_t id, unsigned level)
 {
+	if (t)
+		t->err[0] = 0;
 	struct tq__slot *s;
 	uint32_t idx, q, lv;
 	uint64_t st;
@@ -286,6 +300,8 @@ int tq_set_level(tq *t, uint64_t id, unsigned level)
 
 int tq_requeue_dead(tq *t, uint64_t id)
 {
+	if (t)
+		t->err[0] = 0;
 	struct tq__slot *s;
 	uint32_t idx, q, lv;
 	uint64_t st;

@@ -76,11 +76,10 @@ static int take_strict(struct lease_ctx *c, struct tq_task *out, unsigned max)
 {
 	tq *t = c->t;
 	unsigned n = 0;
-	uint32_t rot = t->rr++;
 
 	for (uint32_t lv = 0; lv < t->lay.levels && n < max; lv++) {
 		for (uint32_t k = 0; k < c->nq && n < max; k++) {
-			uint32_t q = c->qs[(k + rot) % c->nq];
+			uint32_t q = c->qs[k];
 			uint32_t r = tq__ring_ready(&t->lay, q, lv);
 
 			if (paused(t, q))
@@ -182,6 +181,8 @@ static int64_t min_deadline(int64_t a, int64_t b)
 
 int tq_lease(tq *t, const struct tq_lease_opts *opts, struct tq_task *out, unsigned max)
 {
+	if (t)
+		t->err[0] = 0;
 	static const struct tq_lease_opts defaults;
 	struct lease_ctx c;
 	int64_t deadline;

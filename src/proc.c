@@ -78,6 +78,7 @@ int tq__proc_claim(tq *t)
 		tq__store_rlx(&p->start_time, start_time_of(getpid()));
 		tq__store_rlx(&p->heartbeat_ns, tq_now_ns());
 		tq__store_rlx(&p->sleeping, 0);
+		tq__store_rlx(&p->cached, 0);
 		tq__store(&p->pid, (int32_t)getpid());
 		t->proc = p;
 		t->proc_idx = i;
@@ -102,6 +103,7 @@ void tq__proc_release(tq *t)
 		tq__slot_free(t, t->cache[t->ncache]);
 		tq__held_del(t, t->cache_hi[t->ncache]);
 	}
+	tq__store_rlx(&p->cached, 0);
 	for (uint32_t h = 0; h < TQ_HELD_MAX; h++)
 		if (tq__load_rlx(&p->held[h]))
 			holds = true;

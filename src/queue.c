@@ -81,6 +81,8 @@ static int queue_setup(tq *t, uint32_t q, const char *name, const struct tq_queu
 
 int tq_queue_declare(tq *t, const char *name, const struct tq_queue_config *qc)
 {
+	if (t)
+		t->err[0] = 0;
 	uint32_t n, start;
 	int e;
 
@@ -153,6 +155,8 @@ setup:
 
 int tq_queue_find(tq *t, const char *name)
 {
+	if (t)
+		t->err[0] = 0;
 	uint32_t n, start;
 	int e;
 
@@ -178,6 +182,8 @@ int tq_queue_find(tq *t, const char *name)
 
 int tq__queue_check(tq *t, int q)
 {
+	if (t)
+		t->err[0] = 0;
 	if (q < 0 || (uint32_t)q >= t->lay.queues)
 		return tq__fail(t, -ENOENT, "queue %d out of range (0..%u)", q, t->lay.queues - 1);
 	if (tq__load(&tq__queue(t, (uint32_t)q)->state) != TQ__Q_ACTIVE)
@@ -187,12 +193,16 @@ int tq__queue_check(tq *t, int q)
 
 int tq_queue_name(tq *t, int q, char *buf, size_t size)
 {
+	if (t)
+		t->err[0] = 0;
 	struct tq__queue *qu;
 	size_t len;
 	int e;
 
-	if (!t || !buf)
+	if (!t)
 		return -EINVAL;
+	if (!buf)
+		return tq__fail(t, -EINVAL, "buf is NULL");
 	e = tq__queue_check(t, q);
 	if (e < 0)
 		return e;
@@ -222,16 +232,22 @@ static int set_paused(tq *t, int q, uint32_t v)
 
 int tq_queue_pause(tq *t, int q)
 {
+	if (t)
+		t->err[0] = 0;
 	return set_paused(t, q, 1);
 }
 
 int tq_queue_resume(tq *t, int q)
 {
+	if (t)
+		t->err[0] = 0;
 	return set_paused(t, q, 0);
 }
 
 int tq_queue_paused(tq *t, int q)
 {
+	if (t)
+		t->err[0] = 0;
 	int e;
 
 	if (!t)

@@ -18,12 +18,16 @@ static uint64_t gauge(uint64_t in, uint64_t out)
 
 int tq_stats(tq *t, int q, int level, struct tq_stats *st)
 {
+	if (t)
+		t->err[0] = 0;
 	uint64_t c[TQ__C_COUNT];
 	uint32_t lo, hi;
 	int e;
 
-	if (!t || !st)
+	if (!t)
 		return -EINVAL;
+	if (!st)
+		return tq__fail(t, -EINVAL, "st is NULL");
 	e = tq__queue_check(t, q);
 	if (e < 0)
 		return e;
@@ -56,11 +60,16 @@ int tq_stats(tq *t, int q, int level, struct tq_stats *st)
 
 int tq_segment_info(tq *t, struct tq_segment_info *info)
 {
+	if (t)
+		t->err[0] = 0;
 	struct tq_segment_info in;
 	uint32_t attached = 0;
+	uint64_t cached = 0, used;
 
-	if (!t || !info)
+	if (!t)
 		return -EINVAL;
+	if (!info)
+		return tq__fail(t, -EINVAL, "info is NULL");
 	memset(&in, 0, sizeof(in));
 	in.config.queues = t->lay.queues;
 	in.config.levels = t->lay.levels;
@@ -72,12 +81,17 @@ int tq_segment_info(tq *t, struct tq_segment_info *info)
 	in.config.arena_bytes = tq__load_rlx(&t->hdr->arena_bytes);
 	for (uint32_t p = 0; p < t->lay.procs; p++) {
 		struct tq__proc *rec = tq__proc_at(t, p);
-		if (tq__load_rlx(&rec->owner) && tq__load_rlx(&rec->pid) > 0)
+		if (!tq__load_rlx(&rec->owner))
+			continue;
+		if (tq__load_rlx(&rec->pid) > 0)
 			attached++;
+		cached += tq__load_rlx(&rec->cached);
 	}
 	in.queues_declared = (uint32_t)tq__load_rlx(&t->hdr->queues_declared);
 	in.procs_attached = attached;
-	in.tasks_held = tq__pool_used(tq__slot_bits(t), t->lay.capacity);
+	/* Slots in use, less the free ones producers keep reserved. */
+	used = tq__pool_used(tq__slot_bits(t), t->lay.capacity);
+	in.tasks_held = used > cached ? used - cached : 0;
 	in.segment_bytes = t->lay.total;
 	in.repairs = tq__load_rlx(&t->hdr->repairs);
 	*info = in;

@@ -19,6 +19,8 @@
 
 int tq__slot_get(tq *t, uint32_t *idx, int *hi)
 {
+	if (t)
+		t->err[0] = 0;
 	if (!t->ncache) {
 		uint32_t got[TQ__CACHE_MAX];
 		unsigned want = TQ__CACHE_MAX, n;
@@ -60,6 +62,7 @@ int tq__slot_get(tq *t, uint32_t *idx, int *hi)
 			return -EAGAIN;
 	}
 	t->ncache--;
+	tq__store_rlx(&t->proc->cached, t->ncache);
 	*idx = t->cache[t->ncache];
 	*hi = t->cache_hi[t->ncache];
 	return 0;
@@ -71,6 +74,7 @@ static void slot_unget(tq *t, uint32_t idx, int hi)
 	t->cache[t->ncache] = idx;
 	t->cache_hi[t->ncache] = (uint16_t)hi;
 	t->ncache++;
+	tq__store_rlx(&t->proc->cached, t->ncache);
 }
 
 void tq__slot_free(tq *t, uint32_t idx)
@@ -82,6 +86,8 @@ void tq__slot_free(tq *t, uint32_t idx)
 
 int tq__slot_lookup(tq *t, uint64_t id, uint32_t *idx)
 {
+	if (t)
+		t->err[0] = 0;
 	uint32_t i = (uint32_t)id, gen = (uint32_t)(id >> 32);
 
 	if (i >= t->lay.capacity || gen == 0 || gen == 0xffffffffu)
@@ -185,6 +191,8 @@ undo_count:
 int tq_submit_batch(tq *t, int q, const struct tq_task_spec *specs, unsigned n,
 		    const struct tq_submit_opts *opts, uint64_t *ids)
 {
+	if (t)
+		t->err[0] = 0;
 	static const struct tq_submit_opts defaults;
 	struct submit_ctx c;
 	unsigned accepted = 0, ready = 0;
@@ -281,6 +289,8 @@ int tq_submit_batch(tq *t, int q, const struct tq_task_spec *specs, unsigned n,
 int tq_submit(tq *t, int q, const void *payload, size_t len, const struct tq_submit_opts *opts,
 	      uint64_t *id)
 {
+	if (t)
+		t->err[0] = 0;
 	struct tq_task_spec spec;
 	uint64_t tmp;
 	int e;
