@@ -120,7 +120,6 @@ int tq_ack(tq *t, uint64_t id, const void *result, size_t result_len)
 	}
 	done_with(t, idx, hi);
 	tq__count(t, q, lv, TQ__C_ACKED, 1);
-	tq__count(t, q, lv, TQ__C_HELD_OUT, 1);
 	tq__queue_leave(t, q);
 	return 0;
 }
@@ -155,7 +154,6 @@ int tq_fail(tq *t, uint64_t id)
 	}
 	done_with(t, idx, hi);
 	tq__count(t, q, lv, TQ__C_FAILED, 1);
-	tq__count(t, q, lv, TQ__C_HELD_OUT, 1);
 	if (dead) {
 		tq__count(t, q, lv, TQ__C_DEAD, 1);
 		tq__queue_leave(t, q);
@@ -192,7 +190,6 @@ int tq_release(tq *t, uint64_t id)
 	}
 	done_with(t, idx, hi);
 	tq__count(t, q, lv, TQ__C_RELEASED, 1);
-	tq__count(t, q, lv, TQ__C_HELD_OUT, 1);
 	return 0;
 }
 

@@ -44,6 +44,9 @@ struct tq {
 
 	uint64_t *wpos_seen;       /* per ring: last wpos read (consumer side) */
 	int64_t *wrr;              /* per (queue, level): weighted round robin */
+	uint32_t allq[TQ_QUEUES_MAX]; /* declared queues, for a lease of "all" */
+	uint32_t nallq;
+	uint64_t allq_seen;        /* hdr->queues_declared when allq was built */
 
 	char err[256];
 };

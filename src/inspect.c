@@ -117,7 +117,8 @@ int tq_result(tq *t, uint64_t id, void *buf, size_t size)
 	if (!p)
 		return tq__fail(t, -EPROTO, "task %llu: result reference out of range",
 				(unsigned long long)id);
-	memcpy(buf, p, len < size ? len : size);
+	if (size)
+		memcpy(buf, p, len < size ? len : size);
 	/* A forget may have freed it while we copied. */
 	e = state_of(t, id, idx, &st);
 	if (e < 0)

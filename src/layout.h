@@ -204,12 +204,22 @@ struct tq__proc {
 	_Alignas(TQ__CACHELINE) uint32_t held[TQ_HELD_MAX];
 };
 
-/* Counter indices of a (queue, level, stripe) block. */
+/* Counter indices of a (queue, level, stripe) block. Each operation on the
+ * hot path adds to one counter only; gauges are derived (stats.c):
+ *   depth   = SUBMITTED - SUB_DELAYED + ENQ - LEASED - DEQ
+ *   delayed = SUB_DELAYED + DELAY_IN - DELAY_OUT
+ *   leased  = LEASED - ACKED - FAILED - RELEASED - RECOVERED */
 enum tq__ctr {
-	TQ__C_ENQ, TQ__C_DEQ, TQ__C_SUBMITTED, TQ__C_LEASED, TQ__C_ACKED,
-	TQ__C_FAILED, TQ__C_RELEASED, TQ__C_DEAD, TQ__C_CANCELLED,
-	TQ__C_REQUEUED, TQ__C_MOVED, TQ__C_HELD_IN, TQ__C_HELD_OUT,
-	TQ__C_DELAY_IN, TQ__C_DELAY_OUT,
+	TQ__C_SUBMITTED,     /* accepted by submit */
+	TQ__C_SUB_DELAYED,   /* ... of which went to the delay wheel */
+	TQ__C_ENQ,           /* ready entries from anything but submit */
+	TQ__C_LEASED,        /* leases given */
+	TQ__C_DEQ,           /* ready entries removed by anything but lease */
+	TQ__C_ACKED, TQ__C_FAILED, TQ__C_RELEASED,
+	TQ__C_RECOVERED,     /* leases ended by recovery (supervisor) */
+	TQ__C_DEAD, TQ__C_CANCELLED, TQ__C_REQUEUED, TQ__C_MOVED,
+	TQ__C_DELAY_IN,      /* delayed entries from anything but submit */
+	TQ__C_DELAY_OUT,
 	TQ__C_COUNT
 };
 struct tq__counters {

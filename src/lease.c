@@ -15,8 +15,9 @@
 
 struct lease_ctx {
 	tq *t;
-	uint32_t qs[TQ_QUEUES_MAX];
+	const uint32_t *qs;
 	uint32_t nq;
+	uint32_t own[TQ_QUEUES_MAX];
 	uint32_t policy;
 	uint32_t lease_ms;
 	uint64_t now;
@@ -62,8 +63,6 @@ static int take_from(struct lease_ctx *c, uint32_t q, uint32_t lv, struct tq_tas
 	out->submitted_ns = tq__load_rlx(&s->submitted_ns);
 	out->deadline_ns = due;
 	tq__count(t, q, lv, TQ__C_LEASED, 1);
-	tq__count(t, q, lv, TQ__C_DEQ, 1);
-	tq__count(t, q, lv, TQ__C_HELD_IN, 1);
 	return 0;
 }
 
@@ -150,7 +149,6 @@ static int take_weighted(struct lease_ctx *c, struct tq_task *out, unsigned max)
 
 static int take(struct lease_ctx *c, struct tq_task *out, unsigned max)
 {
-	c->now = tq_now_ns();
 	if (c->policy == TQ_POLICY_WEIGHTED)
 		return take_weighted(c, out, max);
 	return take_strict(c, out, max);
@@ -168,6 +166,20 @@ static bool any_ready(struct lease_ctx *c)
 				return true;
 	}
 	return false;
+}
+
+/* The declared queues, rebuilt only when a queue was declared since. */
+static void all_queues(tq *t)
+{
+	uint64_t seen = tq__load(&t->hdr->queues_declared);
+
+	if (seen == t->allq_seen && t->nallq)
+		return;
+	t->nallq = 0;
+	for (uint32_t q = 0; q < t->lay.queues; q++)
+		if (tq__load(&tq__queue(t, q)->state) == TQ__Q_ACTIVE)
+			t->allq[t->nallq++] = q;
+	t->allq_seen = seen;
 }
 
 static int64_t min_deadline(int64_t a, int64_t b)
@@ -200,7 +212,6 @@ int tq_lease(tq *t, const struct tq_lease_opts *opts, struct tq_task *out, unsig
 	if (opts->nqueues > TQ_QUEUES_MAX || (opts->nqueues && !opts->queues))
 		return tq__fail(t, -EINVAL, "bad queue list (%u queues)", opts->nqueues);
 	c.t = t;
-	c.nq = 0;
 	c.policy = opts->policy;
 	c.lease_ms = opts->lease_ms;
 	if (opts->nqueues) {
@@ -208,18 +219,21 @@ int tq_lease(tq *t, const struct tq_lease_opts *opts, struct tq_task *out, unsig
 			e = tq__queue_check(t, opts->queues[i]);
 			if (e < 0)
 				return e;
-			c.qs[c.nq++] = (uint32_t)opts->queues[i];
+			c.own[i] = (uint32_t)opts->queues[i];
 		}
+		c.qs = c.own;
+		c.nq = opts->nqueues;
 	} else {
-		for (uint32_t q = 0; q < t->lay.queues; q++)
-			if (tq__load(&tq__queue(t, q)->state) == TQ__Q_ACTIVE)
-				c.qs[c.nq++] = q;
+		all_queues(t);
+		c.qs = t->allq;
+		c.nq = t->nallq;
 	}
 	if (t->nheld_free <= t->ncache)
 		return tq__fail(t, -ENOBUFS, "this handle holds %u tasks already", TQ_HELD_MAX);
 	if (max > t->nheld_free)
 		max = t->nheld_free;
-	tq__store_rlx(&t->proc->heartbeat_ns, tq_now_ns());
+	c.now = tq_now_ns();
+	tq__store_rlx(&t->proc->heartbeat_ns, c.now);
 	deadline = opts->timeout_ms ? tq__deadline(opts->timeout_ms) : 0;
 	spin_until = 0;
 
@@ -235,6 +249,7 @@ int tq_lease(tq *t, const struct tq_lease_opts *opts, struct tq_task *out, unsig
 			if (n != 0)
 				return n;
 		}
+		c.now = tq_now_ns();
 		if (opts->timeout_ms == 0)
 			return tq__fail(t, -EAGAIN, "no task is ready");
 		if (deadline >= 0 && (uint64_t)deadline <= tq__mono_ns())
@@ -278,10 +293,8 @@ int tq_lease(tq *t, const struct tq_lease_opts *opts, struct tq_task *out, unsig
 			return tq__fail(t, -EINTR, "interrupted by a signal");
 		if (!opts->nqueues) {
 			/* Queues may have been declared meanwhile. */
-			c.nq = 0;
-			for (uint32_t q = 0; q < t->lay.queues; q++)
-				if (tq__load(&tq__queue(t, q)->state) == TQ__Q_ACTIVE)
-					c.qs[c.nq++] = q;
+			all_queues(t);
+			c.nq = t->nallq;
 		}
 	}
 }

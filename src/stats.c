@@ -31,7 +31,7 @@ int tq_stats(tq *t, int q, int level, struct tq_stats *st)
 	e = tq__queue_check(t, q);
 	if (e < 0)
 		return e;
-	if (level >= (int)t->lay.levels || level < -1)
+	if (level >= (int)t->lay.levels)
 		return tq__fail(t, -EINVAL, "level %d, the segment has %u", level, t->lay.levels);
 	lo = level < 0 ? 0 : (uint32_t)level;
 	hi = level < 0 ? t->lay.levels : (uint32_t)level + 1;
@@ -43,9 +43,11 @@ int tq_stats(tq *t, int q, int level, struct tq_stats *st)
 				c[i] += tq__load_rlx(&k->c[i]);
 		}
 	memset(st, 0, sizeof(*st));
-	st->depth = gauge(c[TQ__C_ENQ], c[TQ__C_DEQ]);
-	st->delayed = gauge(c[TQ__C_DELAY_IN], c[TQ__C_DELAY_OUT]);
-	st->leased_now = gauge(c[TQ__C_HELD_IN], c[TQ__C_HELD_OUT]);
+	st->depth = gauge(c[TQ__C_SUBMITTED] - c[TQ__C_SUB_DELAYED] + c[TQ__C_ENQ],
+			  c[TQ__C_LEASED] + c[TQ__C_DEQ]);
+	st->delayed = gauge(c[TQ__C_SUB_DELAYED] + c[TQ__C_DELAY_IN], c[TQ__C_DELAY_OUT]);
+	st->leased_now = gauge(c[TQ__C_LEASED], c[TQ__C_ACKED] + c[TQ__C_FAILED] +
+			       c[TQ__C_RELEASED] + c[TQ__C_RECOVERED]);
 	st->submitted = c[TQ__C_SUBMITTED];
 	st->leased = c[TQ__C_LEASED];
 	st->acked = c[TQ__C_ACKED];

@@ -173,7 +173,8 @@ static int submit_one(struct submit_ctx *c, const void *payload, uint32_t len, u
 	/* Accepted: the task belongs to its ring now. */
 	tq__held_del(t, hi);
 	tq__count(t, c->q, level, TQ__C_SUBMITTED, 1);
-	tq__count(t, c->q, level, *ready ? TQ__C_ENQ : TQ__C_DELAY_IN, 1);
+	if (!*ready)
+		tq__count(t, c->q, level, TQ__C_SUB_DELAYED, 1);
 	*id = ((uint64_t)tq__load_rlx(&s->gen) << 32) | idx;
 	return 0;
 
@@ -186,6 +187,46 @@ undo_count:
 		return tq__fail(t, -EAGAIN, "no free %s: the segment is full",
 				len > TQ__INLINE_MAX ? "slot or payload block" : "slot");
 	return e;
+}
+
+static void ctx_init(struct submit_ctx *c, tq *t, uint32_t q, const struct tq_submit_opts *opts)
+{
+	c->t = t;
+	c->q = q;
+	c->qu = tq__queue(t, q);
+	c->max_length = tq__load_rlx(&c->qu->max_length);
+	c->max_attempts = opts->max_attempts ? opts->max_attempts : tq__load_rlx(&c->qu->max_attempts);
+	if (c->max_attempts < 1 || c->max_attempts > TQ_ATTEMPTS_MAX)
+		c->max_attempts = 1;
+	c->lease_ms = opts->lease_ms ? opts->lease_ms : tq__load_rlx(&c->qu->lease_ms);
+	c->now = tq_now_ns();
+	c->not_before = opts->not_before_ns;
+}
+
+static int check_opts(tq *t, const struct tq_submit_opts *opts)
+{
+	if (opts->flags)
+		return tq__fail(t, -EINVAL, "flags 0x%x: no flags are defined", opts->flags);
+	if (opts->max_attempts > TQ_ATTEMPTS_MAX)
+		return tq__fail(t, -EINVAL, "max_attempts %u exceeds %u", opts->max_attempts,
+				TQ_ATTEMPTS_MAX);
+	return 0;
+}
+
+static int check_spec(tq *t, unsigned i, const void *payload, size_t len, uint32_t level,
+		      uint32_t type)
+{
+	if (len > t->lay.max_payload)
+		return tq__fail(t, -EMSGSIZE, "task %u: payload of %zu bytes, max_payload is %u", i,
+				len, t->lay.max_payload);
+	if (len && !payload)
+		return tq__fail(t, -EINVAL, "task %u: payload is NULL", i);
+	if (level >= t->lay.levels)
+		return tq__fail(t, -EINVAL, "task %u: level %u, the segment has %u", i, level,
+				t->lay.levels);
+	if (type > TQ_TYPE_MAX)
+		return tq__fail(t, -EINVAL, "task %u: type %u exceeds %u", i, type, TQ_TYPE_MAX);
+	return 0;
 }
 
 int tq_submit_batch(tq *t, int q, const struct tq_task_spec *specs, unsigned n,
@@ -208,35 +249,13 @@ int tq_submit_batch(tq *t, int q, const struct tq_task_spec *specs, unsigned n,
 		return e;
 	if (!specs || n < 1 || n > TQ_BATCH_MAX)
 		return tq__fail(t, -EINVAL, "a batch holds 1..%u tasks, not %u", TQ_BATCH_MAX, n);
-	if (opts->flags)
-		return tq__fail(t, -EINVAL, "flags 0x%x: no flags are defined", opts->flags);
-	if (opts->max_attempts > TQ_ATTEMPTS_MAX)
-		return tq__fail(t, -EINVAL, "max_attempts %u exceeds %u", opts->max_attempts,
-				TQ_ATTEMPTS_MAX);
-	for (unsigned i = 0; i < n; i++) {
-		if (specs[i].len > t->lay.max_payload)
-			return tq__fail(t, -EMSGSIZE, "task %u: payload of %u bytes, max_payload is %u", i,
-					specs[i].len, t->lay.max_payload);
-		if (specs[i].len && !specs[i].payload)
-			return tq__fail(t, -EINVAL, "task %u: payload is NULL", i);
-		if (specs[i].level >= t->lay.levels)
-			return tq__fail(t, -EINVAL, "task %u: level %u, the segment has %u", i,
-					specs[i].level, t->lay.levels);
-		if (specs[i].type > TQ_TYPE_MAX)
-			return tq__fail(t, -EINVAL, "task %u: type %u exceeds %u", i, specs[i].type,
-					TQ_TYPE_MAX);
-	}
+	e = check_opts(t, opts);
+	for (unsigned i = 0; e == 0 && i < n; i++)
+		e = check_spec(t, i, specs[i].payload, specs[i].len, specs[i].level, specs[i].type);
+	if (e < 0)
+		return e;
 
-	c.t = t;
-	c.q = (uint32_t)q;
-	c.qu = tq__queue(t, c.q);
-	c.max_length = tq__load_rlx(&c.qu->max_length);
-	c.max_attempts = opts->max_attempts ? opts->max_attempts : tq__load_rlx(&c.qu->max_attempts);
-	if (c.max_attempts < 1 || c.max_attempts > TQ_ATTEMPTS_MAX)
-		c.max_attempts = 1;
-	c.lease_ms = opts->lease_ms ? opts->lease_ms : tq__load_rlx(&c.qu->lease_ms);
-	c.now = tq_now_ns();
-	c.not_before = opts->not_before_ns;
+	ctx_init(&c, t, (uint32_t)q, opts);
 	deadline = opts->timeout_ms ? tq__deadline(opts->timeout_ms) : 0;
 
 	while (accepted < n) {
@@ -289,24 +308,42 @@ int tq_submit_batch(tq *t, int q, const struct tq_task_spec *specs, unsigned n,
 int tq_submit(tq *t, int q, const void *payload, size_t len, const struct tq_submit_opts *opts,
 	      uint64_t *id)
 {
-	if (t)
-		t->err[0] = 0;
+	static const struct tq_submit_opts defaults;
 	struct tq_task_spec spec;
+	struct submit_ctx c;
 	uint64_t tmp;
+	bool ready;
 	int e;
 
 	if (!t)
 		return -EINVAL;
-	if (len > t->lay.max_payload)
-		return tq__fail(t, -EMSGSIZE, "payload of %zu bytes, max_payload is %u", len,
-				t->lay.max_payload);
-	spec.payload = payload;
-	spec.len = (uint32_t)len;
-	spec.level = opts ? opts->level : 0;
-	spec.type = opts ? opts->type : 0;
-	e = tq_submit_batch(t, q, &spec, 1, opts, &tmp);
+	t->err[0] = 0;
+	if (!opts)
+		opts = &defaults;
+	e = tq__queue_check(t, q);
 	if (e < 0)
 		return e;
+	e = check_opts(t, opts);
+	if (e == 0)
+		e = check_spec(t, 0, payload, len, opts->level, opts->type);
+	if (e < 0)
+		return e;
+	/* The common case in one pass; the batch path waits for room. */
+	ctx_init(&c, t, (uint32_t)q, opts);
+	e = submit_one(&c, payload, (uint32_t)len, opts->level, opts->type, &tmp, &ready);
+	if (e == -EAGAIN && opts->timeout_ms != 0) {
+		spec.payload = payload;
+		spec.len = (uint32_t)len;
+		spec.level = opts->level;
+		spec.type = opts->type;
+		e = tq_submit_batch(t, q, &spec, 1, opts, &tmp);
+		if (e < 0)
+			return e;
+	} else if (e < 0) {
+		return e;
+	} else if (ready) {
+		tq__wake_ready(t, (uint32_t)q, 1);
+	}
 	if (id)
 		*id = tmp;
 	return 0;
