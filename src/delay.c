@@ -77,8 +77,13 @@ int tq__delay_push(tq *t, uint32_t idx, uint64_t due_ns)
 static void drain(tq *t, uint32_t b, uint64_t cursor)
 {
 	uint32_t r = tq__ring_wheel(&t->lay, b);
+	uint64_t len = tq__ring_len(t, r);
 
-	for (uint32_t n = 0; n < t->lay.capacity; n++) {
+	/* At most what the bucket held when we came: what is pushed back
+	 * meanwhile belongs to a later tick. */
+	if (len > t->lay.capacity)
+		len = t->lay.capacity;
+	for (uint64_t n = 0; n < len; n++) {
 		struct tq__slot *s;
 		uint32_t idx, nb;
 		uint64_t due;

@@ -13,7 +13,8 @@ static _Thread_local char tls_err[256];
 
 const char *tq_strerror(int err)
 {
-	switch (err < 0 ? -err : err) {
+	/* -(long long) so that INT_MIN does not overflow. */
+	switch (err < 0 ? -(long long)err : (long long)err) {
 	case 0:            return "success";
 	case EINVAL:       return "invalid argument";
 	case ENAMETOOLONG: return "segment or queue name too long";

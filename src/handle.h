@@ -44,6 +44,8 @@ struct tq {
 
 	uint64_t *wpos_seen;       /* per ring: last wpos read (consumer side) */
 	int64_t *wrr;              /* per (queue, level): weighted round robin */
+	uint64_t last_lease_ns;    /* when the last lease returned tasks */
+	uint64_t gap_ns;           /* moving average of the gap between leases */
 	uint32_t allq[TQ_QUEUES_MAX]; /* declared queues, for a lease of "all" */
 	uint32_t nallq;
 	uint64_t allq_seen;        /* hdr->queues_declared when allq was built */
@@ -121,11 +123,15 @@ int tq__ring_push(tq *t, uint32_t r, uint32_t idx, unsigned kind);
 int tq__ring_pop(tq *t, uint32_t r, unsigned kind, uint64_t new_state, int hi, uint32_t *idx);
 bool tq__ring_maybe_ready(tq *t, uint32_t r);
 uint64_t tq__ring_wpos(tq *t, uint32_t r);
+uint64_t tq__ring_len(tq *t, uint32_t r);
 
 /* wait.c: futex sleeping and waking in the shared mapping. */
 int tq__futex_wait(uint32_t *word, uint32_t val, int64_t deadline_ns);
 int tq__futex_waitv(uint32_t **words, const uint32_t *vals, unsigned n, int64_t deadline_ns);
 void tq__futex_wake(uint32_t *word, int n);
+uint32_t tq__waitq_enter(struct tq__waitq *w);
+void tq__waitq_leave(struct tq__waitq *w);
+void tq__waitq_wake(struct tq__waitq *w, unsigned n);
 void tq__wake_ready(tq *t, uint32_t q, unsigned n);
 void tq__wake_space(tq *t);
 int64_t tq__deadline(int32_t timeout_ms);

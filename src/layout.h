@@ -170,6 +170,17 @@ struct tq__chunk {
 #define TQ__CHUNK_LINKED (1ull << 63)
 
 /* ------------------------------------------------------------------------
+ * A wait queue in the segment: a futex word and one word counting
+ * (sleepers:32 | wakes in flight:32), so that a waker calls the kernel only
+ * while some sleeper has not been signalled yet (wait.c).
+ */
+struct tq__waitq {
+	uint32_t seq;            /* futex word, bumped by every signal */
+	uint32_t pad;
+	uint64_t count;          /* sleepers << 32 | signalled */
+};
+
+/* ------------------------------------------------------------------------
  * Named queue.
  */
 enum { TQ__Q_FREE = 0, TQ__Q_ACTIVE = 1 }; /* else: (2 << 60 | token) being declared */
@@ -185,8 +196,7 @@ struct tq__queue {
 	uint32_t paused;
 	uint32_t level_weight[TQ_LEVELS_MAX];
 	_Alignas(TQ__CACHELINE) uint64_t count; /* tasks not finished (max_length only) */
-	_Alignas(TQ__CACHELINE) uint32_t ready_seq; /* futex: bumped to wake sleepers */
-	uint32_t ready_sleepers;
+	_Alignas(TQ__CACHELINE) struct tq__waitq ready; /* workers waiting for tasks */
 };
 
 /* ------------------------------------------------------------------------
@@ -257,8 +267,7 @@ struct tq__hdr {
 	/* Runtime words, each group on its own line. */
 	_Alignas(TQ__CACHELINE) uint64_t wheel_ms; /* delay wheel: buckets up to here drained */
 	uint64_t delayed;        /* tasks in the wheel */
-	_Alignas(TQ__CACHELINE) uint32_t space_seq; /* futex: room freed while producers wait */
-	uint32_t space_sleepers;
+	_Alignas(TQ__CACHELINE) struct tq__waitq space; /* producers waiting for room */
 	_Alignas(TQ__CACHELINE) uint64_t repairs; /* half-done operations repaired */
 	uint64_t queues_declared;
 };

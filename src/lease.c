@@ -10,7 +10,7 @@
 
 #include "handle.h"
 
-#define SPIN_NS      20000       /* spin this long before sleeping */
+#define SPIN_NS      20000       /* spin at most this long before sleeping */
 #define NAP_NS       100000000   /* never sleep longer than this at once */
 
 struct lease_ctx {
@@ -182,6 +182,27 @@ static void all_queues(tq *t)
 	t->allq_seen = seen;
 }
 
+/* Note when tasks came, for the decision to spin (below). */
+static int leased_now(tq *t, uint64_t now, int n)
+{
+	uint64_t gap = now > t->last_lease_ns ? now - t->last_lease_ns : 0;
+
+	if (gap > 1000000000u)
+		gap = 1000000000u;
+	t->gap_ns = t->gap_ns - t->gap_ns / 8 + gap / 8;
+	t->last_lease_ns = now;
+	return n;
+}
+
+/* Spin only while tasks have been coming closer together than a spin
+ * lasts: then a hand-over costs a few cache misses instead of a futex wake.
+ * When they come further apart, a spin would only burn the CPU and keep the
+ * worker's core busy when the wake-up comes, so sleep at once. */
+static bool worth_spinning(tq *t)
+{
+	return t->gap_ns < SPIN_NS;
+}
+
 static int64_t min_deadline(int64_t a, int64_t b)
 {
 	if (a < 0)
@@ -246,7 +267,9 @@ int tq_lease(tq *t, const struct tq_lease_opts *opts, struct tq_task *out, unsig
 			tq__delay_promote(t);
 		if (c.nq) {
 			n = take(&c, out, max);
-			if (n != 0)
+			if (n > 0)
+				return leased_now(t, c.now, n);
+			if (n < 0)
 				return n;
 		}
 		c.now = tq_now_ns();
@@ -255,9 +278,9 @@ int tq_lease(tq *t, const struct tq_lease_opts *opts, struct tq_task *out, unsig
 		if (deadline >= 0 && (uint64_t)deadline <= tq__mono_ns())
 			return tq__fail(t, -ETIMEDOUT, "no task became ready in %d ms", opts->timeout_ms);
 
-		/* Spin briefly: a hand-over costs far less than a wake-up. */
+		/* Spin briefly when tasks come often (see worth_spinning). */
 		if (!spin_until)
-			spin_until = tq__mono_ns() + SPIN_NS;
+			spin_until = worth_spinning(t) ? tq__mono_ns() + SPIN_NS : 1;
 		if (tq__mono_ns() < spin_until) {
 			for (int i = 0; i < 64 && !any_ready(&c); i++)
 				tq__cpu_relax();
@@ -268,9 +291,8 @@ int tq_lease(tq *t, const struct tq_lease_opts *opts, struct tq_task *out, unsig
 		/* Sleep: register on every queue's word, then look once more. */
 		for (uint32_t k = 0; k < c.nq; k++) {
 			struct tq__queue *qu = tq__queue(t, c.qs[k]);
-			tq__add(&qu->ready_sleepers, 1);
-			words[k] = &qu->ready_seq;
-			seqs[k] = tq__load(&qu->ready_seq);
+			seqs[k] = tq__waitq_enter(&qu->ready);
+			words[k] = &qu->ready.seq;
 		}
 		tq__fence();
 		e = 0;
@@ -283,11 +305,13 @@ int tq_lease(tq *t, const struct tq_lease_opts *opts, struct tq_task *out, unsig
 			if (c.nq)
 				e = tq__futex_waitv(words, seqs, c.nq, wake_at);
 			else
-				e = tq__futex_wait(&t->hdr->space_seq, tq__load(&t->hdr->space_seq), wake_at);
+				e = tq__futex_wait(&t->hdr->space.seq, tq__load(&t->hdr->space.seq), wake_at);
 		}
 		for (uint32_t k = 0; k < c.nq; k++)
-			tq__add(&tq__queue(t, c.qs[k])->ready_sleepers, (uint32_t)-1);
-		if (n != 0)
+			tq__waitq_leave(&tq__queue(t, c.qs[k])->ready);
+		if (n > 0)
+			return leased_now(t, tq_now_ns(), n);
+		if (n < 0)
 			return n;
 		if (e == -EINTR)
 			return tq__fail(t, -EINTR, "interrupted by a signal");

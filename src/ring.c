@@ -36,7 +36,7 @@
 #define GEN(x)     ((uint32_t)((x) >> 32))
 #define LOW(x)     ((uint32_t)(x))
 #define PAIR(g, i) (((uint64_t)(g) << 32) | (uint32_t)(i))
-#define TRIES      (1 << 20)
+#define TRIES      (1 << 16)
 
 static int chunk_alloc(tq *t, uint64_t base, uint32_t *out, int *out_hi)
 {
@@ -141,7 +141,14 @@ int tq__ring_push(tq *t, uint32_t r, uint32_t idx, unsigned kind)
 			return tq__fail(t, -EPROTO, "ring %u: tail chunk %u out of range", r, c);
 		if (!chunk_read(t, c, g, &gn, &base)) {
 			/* The tail lagged behind a head that freed its chunk. */
-			tq__cas64(&rg->tail, tl, tq__load(&rg->head));
+			uint64_t hd = tq__load(&rg->head), hgn, hbase;
+
+			if (LOW(hd) >= nchunks)
+				return tq__fail(t, -EPROTO, "ring %u: head chunk out of range", r);
+			if (!chunk_read(t, LOW(hd), GEN(hd), &hgn, &hbase) &&
+			    tq__load(&rg->head) == hd)
+				return tq__fail(t, -EPROTO, "ring %u: head names a freed chunk", r);
+			tq__cas64(&rg->tail, tl, hd);
 			continue;
 		}
 		if (w < base)
@@ -206,6 +213,14 @@ uint64_t tq__ring_wpos(tq *t, uint32_t r)
 	return tq__load(&tq__ring(t, r)->wpos);
 }
 
+uint64_t tq__ring_len(tq *t, uint32_t r)
+{
+	struct tq__ring *rg = tq__ring(t, r);
+	uint64_t rp = tq__load(&rg->rpos), wp = tq__load(&rg->wpos);
+
+	return wp > rp ? wp - rp : 0;
+}
+
 int tq__ring_pop(tq *t, uint32_t r, unsigned kind, uint64_t new_state, int hi, uint32_t *out)
 {
 	struct tq__ring *rg = tq__ring(t, r);
@@ -227,8 +242,12 @@ int tq__ring_pop(tq *t, uint32_t r, unsigned kind, uint64_t new_state, int hi, u
 		g = GEN(hd);
 		if (c >= nchunks)
 			return tq__fail(t, -EPROTO, "ring %u: head chunk %u out of range", r, c);
-		if (!chunk_read(t, c, g, &gn, &base))
+		if (!chunk_read(t, c, g, &gn, &base)) {
+			/* A head chunk is freed only after head moved off it. */
+			if (tq__load(&rg->head) == hd)
+				return tq__fail(t, -EPROTO, "ring %u: head names a freed chunk", r);
 			continue;
+		}
 		if (rp < base)
 			continue;
 		if (rp - base >= TQ__CHUNK_CELLS) {

@@ -16,6 +16,7 @@
 #include "handle.h"
 
 #define SPACE_NAP_MS 100
+#define SLOT_WINDOW_WORDS 256u   /* 16 Ki slots, 2 MiB */
 
 int tq__slot_get(tq *t, uint32_t *idx, int *hi)
 {
@@ -30,6 +31,13 @@ int tq__slot_get(tq *t, uint32_t *idx, int *hi)
 		if (!want)
 			return -ENOBUFS;
 		n = tq__pool_take(tq__slot_bits(t), t->lay.capacity, &t->slot_cursor, want, got);
+		/* Next time start at the next word, wrapping within a window
+		 * of 16 Ki slots: a slot comes back to the producer long after
+		 * the worker that freed it touched it, when its cache lines
+		 * have settled, instead of pulling them dirty from the other
+		 * core on every task. */
+		if (++t->slot_cursor >= SLOT_WINDOW_WORDS)
+			t->slot_cursor = 0;
 		for (unsigned i = 0; i < n; i++) {
 			struct tq__slot *s = tq__slot(t, got[i]);
 			uint32_t gen;
@@ -65,6 +73,13 @@ int tq__slot_get(tq *t, uint32_t *idx, int *hi)
 	tq__store_rlx(&t->proc->cached, t->ncache);
 	*idx = t->cache[t->ncache];
 	*hi = t->cache_hi[t->ncache];
+	/* Fetch the next slot's lines for writing now, so that the next
+	 * submit's stores hit and its publishing CAS does not wait for them. */
+	if (t->ncache) {
+		struct tq__slot *next = tq__slot(t, t->cache[t->ncache - 1]);
+		__builtin_prefetch(next, 1, 3);
+		__builtin_prefetch((char *)next + TQ__CACHELINE, 1, 3);
+	}
 	return 0;
 }
 
@@ -110,7 +125,7 @@ static int nap_for_space(tq *t, uint32_t seq, int64_t deadline)
 	 * one nap, never a wedge. */
 	if (deadline >= 0 && deadline < nap)
 		nap = deadline;
-	e = tq__futex_wait(&t->hdr->space_seq, seq, nap);
+	e = tq__futex_wait(&t->hdr->space.seq, seq, nap);
 	if (e == -ETIMEDOUT && (deadline < 0 || (uint64_t)deadline > tq__mono_ns()))
 		e = 0;
 	return e;
@@ -147,6 +162,10 @@ static int submit_one(struct submit_ctx *c, const void *payload, uint32_t len, u
 	if (e < 0)
 		goto undo_count;
 	s = tq__slot(t, idx);
+	/* The ID comes from the generation this handle reserved; once the
+	 * task is published a worker may finish it and the slot may be
+	 * reused before we return. */
+	*id = ((uint64_t)tq__load_rlx(&s->gen) << 32) | idx;
 	e = tq__payload_store(t, s, payload, len);
 	if (e < 0)
 		goto undo_slot;
@@ -175,7 +194,6 @@ static int submit_one(struct submit_ctx *c, const void *payload, uint32_t len, u
 	tq__count(t, c->q, level, TQ__C_SUBMITTED, 1);
 	if (!*ready)
 		tq__count(t, c->q, level, TQ__C_SUB_DELAYED, 1);
-	*id = ((uint64_t)tq__load_rlx(&s->gen) << 32) | idx;
 	return 0;
 
 undo_slot:
@@ -279,8 +297,7 @@ int tq_submit_batch(tq *t, int q, const struct tq_task_spec *specs, unsigned n,
 			tq__wake_ready(t, c.q, ready);
 			ready = 0;
 		}
-		tq__add(&t->hdr->space_sleepers, 1);
-		seq = tq__load(&t->hdr->space_seq);
+		seq = tq__waitq_enter(&t->hdr->space);
 		e = submit_one(&c, specs[accepted].payload, specs[accepted].len,
 			       specs[accepted].level, specs[accepted].type, &id, &is_ready);
 		if (e == -EAGAIN)
@@ -291,7 +308,7 @@ int tq_submit_batch(tq *t, int q, const struct tq_task_spec *specs, unsigned n,
 			accepted++;
 			ready += is_ready;
 		}
-		tq__add(&t->hdr->space_sleepers, (uint32_t)-1);
+		tq__waitq_leave(&t->hdr->space);
 		if (e < 0) {
 			if (e == -ETIMEDOUT)
 				tq__fail(t, e, "still full after %d ms", opts->timeout_ms);

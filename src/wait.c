@@ -4,17 +4,26 @@
  *
  * Waiters sleep on 32-bit futex words in the shared mapping (never with
  * FUTEX_PRIVATE_FLAG, which would only match this address space). Each
- * word comes with a sleeper count; a waker pays a system call only when
- * that count is non-zero, so a producer nobody waits for makes none.
+ * word comes with a count word (sleepers:32 | signalled:32): a waker calls
+ * the kernel only while sleepers outnumber the wakes already in flight, so
+ * a producer nobody waits for makes no system call, and one sleep costs at
+ * most one wake call however many tasks arrive before the sleeper runs.
  *
- * The handshake that loses no wake-up (both sides sequentially consistent):
+ * The handshake that loses no wake-up (all sequentially consistent):
  *   waiter: sleepers++, read seq, check the condition again, sleep while
- *           seq is unchanged, sleepers--
- *   waker:  make the condition true, read sleepers, if non-zero: seq++, wake
- * Either the waiter's re-check sees the condition, or the waker sees the
- * sleeper and changes seq, which makes the futex wait return at once.
+ *           seq is unchanged; on leaving: sleepers--, and signalled-- if
+ *           non-zero (one CAS on the count word)
+ *   waker:  make the condition true, then, if sleepers > signalled:
+ *           signalled++ (CAS), seq++, wake one
+ * A waker that sees a sleeper changes seq after making the condition
+ * true, so the sleeper either reads the new seq (and then, reading after
+ * it, sees the condition) or sleeps on the old one and is woken or returns
+ * at once. A sleeper that leaves without being woken may take up another's
+ * signal; that only makes the count overstate the unsignalled sleepers,
+ * which costs a spare wake call, never a missed one.
  * A sleeper that dies leaves the count too high: wakers then make useless
- * calls until a supervisor recomputes it; nobody waits longer.
+ * calls until a supervisor recomputes it; nobody waits longer, and every
+ * sleep is capped anyway.
  */
 #include <limits.h>
 #include <linux/futex.h>
@@ -110,23 +119,53 @@ void tq__futex_wake(uint32_t *word, int n)
 	syscall(SYS_futex, word, FUTEX_WAKE, n, NULL, NULL, 0);
 }
 
+uint32_t tq__waitq_enter(struct tq__waitq *w)
+{
+	tq__add(&w->count, 1ull << 32);
+	return tq__load(&w->seq);
+}
+
+void tq__waitq_leave(struct tq__waitq *w)
+{
+	uint64_t v = tq__load(&w->count);
+
+	for (;;) {
+		uint64_t s = v >> 32, k = (uint32_t)v, nv;
+
+		if (!s)
+			return;                  /* corrupt; nothing to undo */
+		nv = ((s - 1) << 32) | (k ? k - 1 : 0);
+		if (__atomic_compare_exchange_n(&w->count, &v, nv, false, __ATOMIC_SEQ_CST,
+						__ATOMIC_SEQ_CST))
+			return;
+	}
+}
+
+void tq__waitq_wake(struct tq__waitq *w, unsigned n)
+{
+	/* Sequentially consistent after the publishing CAS: see the top. */
+	uint64_t v = __atomic_load_n(&w->count, __ATOMIC_SEQ_CST), m;
+
+	for (;;) {
+		uint64_t s = v >> 32, k = (uint32_t)v;
+
+		if (s <= k)
+			return;
+		m = s - k < n ? s - k : n;
+		if (__atomic_compare_exchange_n(&w->count, &v, v + m, false, __ATOMIC_SEQ_CST,
+						__ATOMIC_SEQ_CST))
+			break;
+	}
+	tq__add(&w->seq, 1);
+	tq__futex_wake(&w->seq, m > INT_MAX ? INT_MAX : (int)m);
+}
+
 void tq__wake_ready(tq *t, uint32_t q, unsigned n)
 {
-	struct tq__queue *qu = tq__queue(t, q);
-
-	/* Sequentially consistent after the publishing CAS: see the top. */
-	if (__atomic_load_n(&qu->ready_sleepers, __ATOMIC_SEQ_CST)) {
-		tq__add(&qu->ready_seq, 1);
-		tq__futex_wake(&qu->ready_seq, n > INT_MAX ? INT_MAX : (int)n);
-	}
+	tq__waitq_wake(&tq__queue(t, q)->ready, n);
 }
 
 void tq__wake_space(tq *t)
 {
-	struct tq__hdr *h = t->hdr;
-
-	if (__atomic_load_n(&h->space_sleepers, __ATOMIC_SEQ_CST)) {
-		tq__add(&h->space_seq, 1);
-		tq__futex_wake(&h->space_seq, INT_MAX);
-	}
+	tq__waitq_wake(&t->hdr->space, 1);
 }
