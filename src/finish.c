@@ -105,19 +105,27 @@ int tq_ack(tq *t, uint64_t id, const void *result, size_t result_len)
 	e = slot_place(t, s, &q, &lv);
 	if (e < 0)
 		return e;
+	if (!result_len) {
+		/* One CAS takes it from leased to free; the slot's bit stays set
+		 * until released below, so nobody reuses it while we drop its
+		 * payload block. */
+		if (!tq__cas64(&s->state, tq__st(TQ__K_LEASED, t->token), tq__st(TQ__K_FREE, 0)))
+			return tq__fail(t, -ESTALE, "task %llu: lease lost", (unsigned long long)id);
+		tq__payload_drop(t, s);
+		tq__slot_release(t, idx);
+		goto done;
+	}
 	if (!grab(t, idx))
 		return tq__fail(t, -ESTALE, "task %llu: lease lost", (unsigned long long)id);
-	if (result_len) {
+	{
 		e = tq__payload_replace(t, s, result, (uint32_t)result_len);
 		if (e < 0) {
 			ungrab(t, idx);
 			return tq__fail(t, e, "no room for a result of %zu bytes", result_len);
 		}
 		tq__store(&s->state, tq__st(TQ__K_DONE, 0));
-	} else {
-		tq__payload_drop(t, s);
-		tq__slot_free(t, idx);
 	}
+done:
 	done_with(t, idx, hi);
 	tq__count(t, q, lv, TQ__C_ACKED, 1);
 	tq__queue_leave(t, q);

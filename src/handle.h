@@ -44,8 +44,10 @@ struct tq {
 
 	uint64_t *wpos_seen;       /* per ring: last wpos read (consumer side) */
 	int64_t *wrr;              /* per (queue, level): weighted round robin */
-	uint64_t last_lease_ns;    /* when the last lease returned tasks */
-	uint64_t gap_ns;           /* moving average of the gap between leases */
+	bool spin_ok;              /* tasks came while spinning: spin again */
+	uint32_t free_word;        /* slot bitmap word of the pending frees */
+	uint64_t free_mask;        /* freed slots whose bits are not cleared yet */
+	uint32_t free_count;
 	uint32_t allq[TQ_QUEUES_MAX]; /* declared queues, for a lease of "all" */
 	uint32_t nallq;
 	uint64_t allq_seen;        /* hdr->queues_declared when allq was built */
@@ -57,7 +59,7 @@ struct tq {
 int tq__fail(tq *t, int err, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 void tq__set_tls_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
-/* segment.c: address of things, bounds already known good. */
+/* Address of things, bounds already known good. */
 static inline struct tq__slot *tq__slot(tq *t, uint32_t idx)
 {
 	return (struct tq__slot *)(t->base + t->lay.off_slots) + idx;
@@ -109,6 +111,7 @@ uint64_t tq__pool_used(const uint64_t *bits, uint32_t n);
 int tq__proc_claim(tq *t);
 void tq__proc_release(tq *t);
 int tq__held_add(tq *t, uint32_t entry);
+int tq__held_reserve(tq *t);
 void tq__held_set(tq *t, int hi, uint32_t entry);
 void tq__held_del(tq *t, int hi);
 void tq__hmap_put(tq *t, uint32_t slot, int hi);
@@ -147,6 +150,8 @@ int tq__class_for(const struct tq__layout *l, uint32_t len);
 /* slots, shared by submit, finish and inspect (submit.c). */
 int tq__slot_get(tq *t, uint32_t *idx, int *hi);
 void tq__slot_free(tq *t, uint32_t idx);
+void tq__slot_release(tq *t, uint32_t idx);
+void tq__slot_flush(tq *t);
 int tq__slot_lookup(tq *t, uint64_t id, uint32_t *idx);
 
 /* queue.c */

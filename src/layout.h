@@ -210,7 +210,7 @@ struct tq__proc {
 	uint64_t start_time;     /* /proc/<pid>/stat starttime, against PID reuse */
 	uint64_t heartbeat_ns;
 	uint32_t sleeping;       /* queues+1 it sleeps on; 0 none (a hint) */
-	uint32_t cached;         /* free slots reserved in its cache */
+	uint32_t cached;         /* free slots in its cache or not yet given back */
 	_Alignas(TQ__CACHELINE) uint32_t held[TQ_HELD_MAX];
 };
 

@@ -33,7 +33,7 @@ static int take_from(struct lease_ctx *c, uint32_t q, uint32_t lv, struct tq_tas
 	uint64_t due;
 	int hi, e;
 
-	hi = tq__held_add(t, 0);
+	hi = tq__held_reserve(t);
 	if (hi < 0)
 		return hi;
 	e = tq__ring_pop(t, tq__ring_ready(&t->lay, q, lv), TQ__K_READY,
@@ -182,27 +182,6 @@ static void all_queues(tq *t)
 	t->allq_seen = seen;
 }
 
-/* Note when tasks came, for the decision to spin (below). */
-static int leased_now(tq *t, uint64_t now, int n)
-{
-	uint64_t gap = now > t->last_lease_ns ? now - t->last_lease_ns : 0;
-
-	if (gap > 1000000000u)
-		gap = 1000000000u;
-	t->gap_ns = t->gap_ns - t->gap_ns / 8 + gap / 8;
-	t->last_lease_ns = now;
-	return n;
-}
-
-/* Spin only while tasks have been coming closer together than a spin
- * lasts: then a hand-over costs a few cache misses instead of a futex wake.
- * When they come further apart, a spin would only burn the CPU and keep the
- * worker's core busy when the wake-up comes, so sleep at once. */
-static bool worth_spinning(tq *t)
-{
-	return t->gap_ns < SPIN_NS;
-}
-
 static int64_t min_deadline(int64_t a, int64_t b)
 {
 	if (a < 0)
@@ -220,6 +199,7 @@ int tq_lease(tq *t, const struct tq_lease_opts *opts, struct tq_task *out, unsig
 	struct lease_ctx c;
 	int64_t deadline;
 	uint64_t spin_until;
+	bool slept = false;
 	int n, e;
 
 	if (!t)
@@ -267,8 +247,13 @@ int tq_lease(tq *t, const struct tq_lease_opts *opts, struct tq_task *out, unsig
 			tq__delay_promote(t);
 		if (c.nq) {
 			n = take(&c, out, max);
-			if (n > 0)
-				return leased_now(t, c.now, n);
+			if (n > 0) {
+				/* Tasks were there when we looked, or came
+				 * while we spun: spinning pays. */
+				if (!slept)
+					t->spin_ok = true;
+				return n;
+			}
 			if (n < 0)
 				return n;
 		}
@@ -278,14 +263,20 @@ int tq_lease(tq *t, const struct tq_lease_opts *opts, struct tq_task *out, unsig
 		if (deadline >= 0 && (uint64_t)deadline <= tq__mono_ns())
 			return tq__fail(t, -ETIMEDOUT, "no task became ready in %d ms", opts->timeout_ms);
 
-		/* Spin briefly when tasks come often (see worth_spinning). */
-		if (!spin_until)
-			spin_until = worth_spinning(t) ? tq__mono_ns() + SPIN_NS : 1;
+		/* Spin briefly, but only while tasks keep coming within a
+		 * spin: otherwise a spin burns the CPU and keeps the core busy
+		 * when the wake-up comes, so sleep at once. */
+		if (!spin_until) {
+			tq__slot_flush(t);
+			spin_until = t->spin_ok ? tq__mono_ns() + SPIN_NS : 1;
+		}
 		if (tq__mono_ns() < spin_until) {
 			for (int i = 0; i < 64 && !any_ready(&c); i++)
 				tq__cpu_relax();
 			continue;
 		}
+		if (spin_until > 1)
+			t->spin_ok = false;         /* the spin found nothing */
 		spin_until = 0;
 
 		/* Sleep: register on every queue's word, then look once more. */
@@ -309,9 +300,8 @@ int tq_lease(tq *t, const struct tq_lease_opts *opts, struct tq_task *out, unsig
 		}
 		for (uint32_t k = 0; k < c.nq; k++)
 			tq__waitq_leave(&tq__queue(t, c.qs[k])->ready);
-		if (n > 0)
-			return leased_now(t, tq_now_ns(), n);
-		if (n < 0)
+		slept = true;
+		if (n != 0)
 			return n;
 		if (e == -EINTR)
 			return tq__fail(t, -EINTR, "interrupted by a signal");

@@ -98,11 +98,13 @@ void tq__proc_release(tq *t)
 	bool holds = false;
 
 	/* Cached free slots go back to the pool. */
+	tq__slot_flush(t);
 	while (t->ncache) {
 		t->ncache--;
 		tq__slot_free(t, t->cache[t->ncache]);
 		tq__held_del(t, t->cache_hi[t->ncache]);
 	}
+	tq__slot_flush(t);
 	tq__store_rlx(&p->cached, 0);
 	for (uint32_t h = 0; h < TQ_HELD_MAX; h++)
 		if (tq__load_rlx(&p->held[h]))
@@ -127,6 +129,15 @@ int tq__held_add(tq *t, uint32_t entry)
 	hi = t->held_free[--t->nheld_free];
 	tq__store(&t->proc->held[hi], entry);
 	return hi;
+}
+
+/* Reserve a held entry without writing it: it is 0 already (held_del
+ * cleared it), and the caller writes the entry before its claim. */
+int tq__held_reserve(tq *t)
+{
+	if (!t->nheld_free)
+		return -ENOBUFS;
+	return t->held_free[--t->nheld_free];
 }
 
 void tq__held_set(tq *t, int hi, uint32_t entry)

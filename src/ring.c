@@ -107,11 +107,15 @@ static bool chunk_read(tq *t, uint32_t c, uint32_t g, uint64_t *gen_next, uint64
 {
 	struct tq__chunk *ch = tq__chunk(t, c);
 
+	/* One read of the generation is enough: a base read from a later
+	 * incarnation can only lead to a cell of the wrong generation (a
+	 * failed CAS) or to a slot whose state does not match (I3), and head
+	 * and tail moves are CASes on the (gen, chunk) pair that was read. */
 	*gen_next = tq__load(&ch->gen_next);
 	if (GEN(*gen_next) != g)
 		return false;
 	*base = tq__load(&ch->base);
-	return GEN(tq__load(&ch->gen_next)) == g;
+	return true;
 }
 
 /* The pair for chunk `next` that chunk c (generation g) links to, checked

@@ -229,6 +229,7 @@ static int handle_new(tq **ret, uint8_t *base, uint64_t size, const struct tq__l
 	for (uint32_t i = 0; i < TQ_HELD_MAX; i++)
 		t->held_free[i] = (uint16_t)(TQ_HELD_MAX - 1 - i);
 	t->nheld_free = TQ_HELD_MAX;
+	t->spin_ok = true;
 	*ret = t;
 	return 0;
 }

@@ -26,6 +26,7 @@ int tq__slot_get(tq *t, uint32_t *idx, int *hi)
 		uint32_t got[TQ__CACHE_MAX];
 		unsigned want = TQ__CACHE_MAX, n;
 
+		tq__slot_flush(t);             /* our own frees first */
 		if (t->nheld_free < want + 1)
 			want = t->nheld_free > 1 ? t->nheld_free - 1 : 0;
 		if (!want)
@@ -70,7 +71,7 @@ int tq__slot_get(tq *t, uint32_t *idx, int *hi)
 			return -EAGAIN;
 	}
 	t->ncache--;
-	tq__store_rlx(&t->proc->cached, t->ncache);
+	tq__store_rlx(&t->proc->cached, t->ncache + t->free_count);
 	*idx = t->cache[t->ncache];
 	*hi = t->cache_hi[t->ncache];
 	/* Fetch the next slot's lines for writing now, so that the next
@@ -89,14 +90,45 @@ static void slot_unget(tq *t, uint32_t idx, int hi)
 	t->cache[t->ncache] = idx;
 	t->cache_hi[t->ncache] = (uint16_t)hi;
 	t->ncache++;
-	tq__store_rlx(&t->proc->cached, t->ncache);
+	tq__store_rlx(&t->proc->cached, t->ncache + t->free_count);
 }
 
+/* Clear the bits of the slots freed since the last flush: one atomic AND
+ * for up to 16 slots of one bitmap word. Until then the slots are FREE with
+ * their bits set, which nobody can allocate; a handle that dies here leaves
+ * them to the supervisor's sweep (docs/protocols.md, "free pool"). */
+void tq__slot_flush(tq *t)
+{
+	if (!t->free_mask)
+		return;
+	__atomic_fetch_and(&tq__slot_bits(t)[t->free_word], ~t->free_mask, __ATOMIC_SEQ_CST);
+	t->free_mask = 0;
+	t->free_count = 0;
+	tq__store_rlx(&t->proc->cached, t->ncache);
+	tq__wake_space(t);
+}
+
+/* Give back a slot already in state FREE. */
+void tq__slot_release(tq *t, uint32_t idx)
+{
+	uint32_t w = idx / 64u;
+
+	if (t->free_mask && w != t->free_word)
+		tq__slot_flush(t);
+	t->free_word = w;
+	t->free_mask |= 1ull << (idx % 64u);
+	tq__store_rlx(&t->proc->cached, t->ncache + t->free_count + 1);
+	/* Flush at once while a producer waits for room. */
+	if (++t->free_count >= 16 || tq__load_rlx(&t->hdr->space.count))
+		tq__slot_flush(t);
+}
+
+/* Free a slot off the hot path (cancel, forget, detach): at once. */
 void tq__slot_free(tq *t, uint32_t idx)
 {
 	tq__store(&tq__slot(t, idx)->state, tq__st(TQ__K_FREE, 0));
-	tq__pool_give(tq__slot_bits(t), idx);
-	tq__wake_space(t);
+	tq__slot_release(t, idx);
+	tq__slot_flush(t);
 }
 
 int tq__slot_lookup(tq *t, uint64_t id, uint32_t *idx)
