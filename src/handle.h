@@ -42,7 +42,6 @@ struct tq {
 	uint32_t chunk_cursor;
 	uint32_t class_cursor[TQ__CLASSES_MAX];
 
-	uint64_t *wpos_seen;       /* per ring: last wpos read (consumer side) */
 	int64_t *wrr;              /* per (queue, level): weighted round robin */
 	bool spin_ok;              /* tasks came while spinning: spin again */
 	uint32_t free_word;        /* slot bitmap word of the pending frees */

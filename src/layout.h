@@ -26,7 +26,7 @@
 #define TQ__SLOT_HDR       48u
 #define TQ__INLINE_MAX     (TQ__SLOT_SIZE - TQ__SLOT_HDR)
 #define TQ__CHUNK_CELLS    512u                  /* cells per ring chunk (4 KiB) */
-#define TQ__STRIPES        4u                    /* counter stripes */
+#define TQ__STRIPES        8u                    /* counter stripes */
 #define TQ__WHEEL          256u                  /* 1 ms buckets of the delay wheel */
 #define TQ__CLASSES_MAX    12u                   /* payload size classes */
 #define TQ__CLASS_MIN_SHIFT 8u                   /* smallest class: 256 B */

@@ -11,6 +11,7 @@
 #include "handle.h"
 
 #define SPIN_NS      20000       /* spin at most this long before sleeping */
+#define POLL_NS      1000        /* while spinning, look this often */
 #define NAP_NS       100000000   /* never sleep longer than this at once */
 
 struct lease_ctx {
@@ -271,8 +272,19 @@ int tq_lease(tq *t, const struct tq_lease_opts *opts, struct tq_task *out, unsig
 			spin_until = t->spin_ok ? tq__mono_ns() + SPIN_NS : 1;
 		}
 		if (tq__mono_ns() < spin_until) {
-			for (int i = 0; i < 64 && !any_ready(&c); i++)
-				tq__cpu_relax();
+			/* Look about once a microsecond, not continuously: every
+			 * look pulls the producers' cache lines over, and their
+			 * next publishing CAS then waits for them to come back.
+			 * Looking less often lets a few tasks gather and go in
+			 * one pass. */
+			uint64_t next = tq__mono_ns() + POLL_NS;
+
+			while (!any_ready(&c) && tq__mono_ns() < spin_until) {
+				while (tq__mono_ns() < next)
+					for (int i = 0; i < 8; i++)
+						tq__cpu_relax();
+				next += POLL_NS;
+			}
 			continue;
 		}
 		if (spin_until > 1)

@@ -52,7 +52,9 @@ static uint64_t start_time_of(pid_t pid)
 
 int tq__proc_claim(tq *t)
 {
-	uint32_t n = t->lay.procs, start = (uint32_t)getpid() % n;
+	/* Lowest free record first: the first handles get distinct counter
+	 * stripes, so a producer and a worker never count on one line. */
+	uint32_t n = t->lay.procs, start = 0;
 
 	for (uint32_t k = 0; k < n; k++) {
 		uint32_t i = (start + k) % n;

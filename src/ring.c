@@ -201,15 +201,22 @@ int tq__ring_push(tq *t, uint32_t r, uint32_t idx, unsigned kind)
 	return tq__fail(t, -EAGAIN, "ring %u: push did not settle", r);
 }
 
+/* Whether the cell at rpos holds something. Consumers never read wpos,
+ * which stays in the producers' caches: the cell says the same (a cell is
+ * full exactly when something was published at its position). Anything
+ * unclear says "maybe" and lets tq__ring_pop() sort it out. */
 bool tq__ring_maybe_ready(tq *t, uint32_t r)
 {
 	struct tq__ring *rg = tq__ring(t, r);
-	uint64_t rp = tq__load(&rg->rpos);
+	uint64_t rp = tq__load(&rg->rpos), hd = tq__load(&rg->head), gn, base, v;
+	uint32_t c = LOW(hd), g = GEN(hd);
 
-	if (rp < t->wpos_seen[r])
+	if (c >= t->lay.nchunks || !chunk_read(t, c, g, &gn, &base) || rp < base)
 		return true;
-	t->wpos_seen[r] = tq__load(&rg->wpos);
-	return rp < t->wpos_seen[r];
+	if (rp - base >= TQ__CHUNK_CELLS)
+		return LOW(gn) != TQ__NIL;
+	v = tq__load(&tq__cells(t, c)[rp - base]);
+	return GEN(v) != g || LOW(v) != 0;
 }
 
 uint64_t tq__ring_wpos(tq *t, uint32_t r)
@@ -236,11 +243,6 @@ int tq__ring_pop(tq *t, uint32_t r, unsigned kind, uint64_t new_state, int hi, u
 		uint32_t c, g, next, idx;
 		struct tq__slot *s;
 
-		if (rp >= t->wpos_seen[r]) {
-			t->wpos_seen[r] = tq__load(&rg->wpos);
-			if (rp >= t->wpos_seen[r])
-				return -EAGAIN;
-		}
 		hd = tq__load(&rg->head);
 		c = LOW(hd);
 		g = GEN(hd);
@@ -257,7 +259,7 @@ int tq__ring_pop(tq *t, uint32_t r, unsigned kind, uint64_t new_state, int hi, u
 		if (rp - base >= TQ__CHUNK_CELLS) {
 			next = LOW(gn);
 			if (next == TQ__NIL)
-				continue;
+				return -EAGAIN;     /* consumed to the end: empty */
 			if (next >= nchunks)
 				return tq__fail(t, -EPROTO, "ring %u: next chunk %u out of range", r, next);
 			if (next_pair(t, c, g, next, &pair) && tq__cas64(&rg->head, hd, pair))
@@ -265,8 +267,10 @@ int tq__ring_pop(tq *t, uint32_t r, unsigned kind, uint64_t new_state, int hi, u
 			continue;
 		}
 		v = tq__load(&tq__cells(t, c)[rp - base]);
-		if (GEN(v) != g || LOW(v) == 0)
+		if (GEN(v) != g)
 			continue;
+		if (LOW(v) == 0)
+			return -EAGAIN;             /* nothing published at rpos */
 		idx = LOW(v) - 1;
 		if (idx >= t->lay.capacity)
 			return tq__fail(t, -EPROTO, "ring %u: cell holds slot %u out of range", r, idx);

@@ -218,11 +218,8 @@ static int handle_new(tq **ret, uint8_t *base, uint64_t size, const struct tq__l
 	t->size = size;
 	t->hdr = (struct tq__hdr *)base;
 	t->lay = *lay;
-	t->wpos_seen = calloc(lay->nrings, sizeof(uint64_t));
 	t->wrr = calloc((size_t)lay->queues * lay->levels, sizeof(int64_t));
-	if (!t->wpos_seen || !t->wrr) {
-		free(t->wpos_seen);
-		free(t->wrr);
+	if (!t->wrr) {
 		free(t);
 		return -ENOMEM;
 	}
@@ -238,7 +235,6 @@ static void handle_free(tq *t)
 {
 	if (t->base)
 		munmap(t->base, t->size);
-	free(t->wpos_seen);
 	free(t->wrr);
 	free(t);
 }
