@@ -14,6 +14,15 @@
  */
 #include "handle.h"
 
+/* Drop this handle's record of a slot whose lease was taken back. */
+static void forget_lost(tq *t, uint32_t idx)
+{
+	int hi = tq__hmap_take(t, idx);
+
+	if (hi >= 0)
+		tq__held_del(t, hi);
+}
+
 /* Find a task this handle leases; -ENOENT or -ESTALE otherwise. */
 static int leased(tq *t, uint64_t id, uint32_t *idx, int *hi)
 {
@@ -25,13 +34,16 @@ static int leased(tq *t, uint64_t id, uint32_t *idx, int *hi)
 	e = tq__slot_lookup(t, id, idx);
 	if (e < 0)
 		return e;
+	if (tq__load(&tq__slot(t, *idx)->state) == tq__st(TQ__K_LEASED, t->token) &&
+	    (*hi = tq__hmap_get(t, *idx)) >= 0)
+		return 0;
+	/* Not ours (any more): if we had leased it, the lease was taken back
+	 * (expired); forget our record of it. */
+	forget_lost(t, *idx);
 	if (tq__st_kind(tq__load(&tq__slot(t, *idx)->state)) == TQ__K_FREE)
 		return tq__fail(t, -ENOENT, "task %llu: finished and gone", (unsigned long long)id);
-	if (tq__load(&tq__slot(t, *idx)->state) != tq__st(TQ__K_LEASED, t->token) ||
-	    (*hi = tq__hmap_get(t, *idx)) < 0)
-		return tq__fail(t, -ESTALE, "task %llu is not leased by this handle",
-				(unsigned long long)id);
-	return 0;
+	return tq__fail(t, -ESTALE, "task %llu is not leased by this handle (lease lost?)",
+			(unsigned long long)id);
 }
 
 /* The (queue, level) a slot this handle owns says it belongs to. */
@@ -106,12 +118,13 @@ int tq_ack(tq *t, uint64_t id, const void *result, size_t result_len)
 	if (e < 0)
 		return e;
 	if (!result_len) {
-		/* One CAS takes it from leased to free; the slot's bit stays set
-		 * until released below, so nobody reuses it while we drop its
-		 * payload block. */
-		if (!tq__cas64(&s->state, tq__st(TQ__K_LEASED, t->token), tq__st(TQ__K_FREE, 0)))
+		/* One CAS takes it from leased to freeing; the slot's bit stays
+		 * set until released below, so nobody reuses it meanwhile. */
+		if (!tq__cas64(&s->state, tq__st(TQ__K_LEASED, t->token),
+			       tq__st(TQ__K_FREEING, t->token)))
 			return tq__fail(t, -ESTALE, "task %llu: lease lost", (unsigned long long)id);
 		tq__payload_drop(t, s);
+		tq__store(&s->state, tq__st(TQ__K_FREE, 0));
 		tq__slot_release(t, idx);
 		goto done;
 	}

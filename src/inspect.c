@@ -77,6 +77,7 @@ int tq_get(tq *t, uint64_t id, struct tq_info *info)
 	case TQ__K_DONE:     in.state = TQ_STATE_DONE; break;
 	case TQ__K_DEAD:     in.state = TQ_STATE_DEAD; break;
 	case TQ__K_RESERVED:
+	case TQ__K_FREEING:
 	case TQ__K_BUSY:     in.state = TQ_STATE_BUSY; break;
 	case TQ__K_FREE:
 		return tq__fail(t, -ENOENT, "task %llu: finished and gone", (unsigned long long)id);
@@ -143,6 +144,31 @@ static int take(tq *t, uint32_t idx, uint64_t st)
 	return hi;
 }
 
+/* Take a slot from exactly state st to FREEING(us) (cancel, forget), named
+ * on the held list first; finish_free() drops the payload and frees it.
+ * Recovery of a handle dying in between finds FREEING(dead) and finishes. */
+static int take_free(tq *t, uint32_t idx, uint64_t st)
+{
+	int hi = tq__held_add(t, tq__held(TQ__H_SLOT, idx));
+
+	if (hi < 0)
+		return hi;
+	if (!tq__cas64(&tq__slot(t, idx)->state, st, tq__st(TQ__K_FREEING, t->token))) {
+		tq__held_del(t, hi);
+		return -EAGAIN;
+	}
+	return hi;
+}
+
+static void finish_free(tq *t, uint32_t idx, int hi)
+{
+	tq__payload_drop(t, tq__slot(t, idx));
+	tq__store(&tq__slot(t, idx)->state, tq__st(TQ__K_FREE, 0));
+	tq__slot_release(t, idx);
+	tq__slot_flush(t);
+	tq__held_del(t, hi);
+}
+
 static int place(tq *t, uint32_t idx, uint32_t *q, uint32_t *lv)
 {
 	struct tq__slot *s = tq__slot(t, idx);
@@ -175,14 +201,12 @@ int tq_forget(tq *t, uint64_t id)
 		e = place(t, idx, &q, &lv);
 		if (e < 0)
 			return e;
-		hi = take(t, idx, st);
+		hi = take_free(t, idx, st);
 		if (hi == -EAGAIN)
 			continue;
 		if (hi < 0)
 			return hi;
-		tq__payload_drop(t, tq__slot(t, idx));
-		tq__slot_free(t, idx);
-		tq__held_del(t, hi);
+		finish_free(t, idx, hi);
 		return 0;
 	}
 	return e ? e : tq__fail(t, -EAGAIN, "task %llu changed too often", (unsigned long long)id);
@@ -212,15 +236,13 @@ int tq_cancel(tq *t, uint64_t id)
 		e = place(t, idx, &q, &lv);
 		if (e < 0)
 			return e;
-		hi = take(t, idx, st);
+		hi = take_free(t, idx, st);
 		if (hi == -EAGAIN)
 			continue;
 		if (hi < 0)
 			return hi;
 		/* Its ring entry stays behind; consumers skip it. */
-		tq__payload_drop(t, tq__slot(t, idx));
-		tq__slot_free(t, idx);
-		tq__held_del(t, hi);
+		finish_free(t, idx, hi);
 		if (kind == TQ__K_READY) {
 			tq__count(t, q, lv, TQ__C_DEQ, 1);
 		} else {

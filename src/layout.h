@@ -74,8 +74,9 @@ static inline void tq__cpu_relax(void)
  *
  * READY, DELAYED and DEAD carry the ring and position the slot was
  * published at (ring:16 | pos:44), so a consumer can claim exactly the
- * entry it read and nothing recycled since. RESERVED, LEASED and BUSY carry
- * the owner token of the handle that holds the slot. Every transition is a
+ * entry it read and nothing recycled since. RESERVED, LEASED, BUSY and
+ * FREEING carry the owner token of the handle that holds the slot. FREE
+ * always means the payload is already dropped. Every transition is a
  * single CAS on this word; docs/protocols.md lists them.
  */
 enum tq__kind {
@@ -88,6 +89,7 @@ enum tq__kind {
 	TQ__K_DONE = 6,      /* acked, result kept */
 	TQ__K_DEAD = 7,      /* published in a dead-letter ring */
 	TQ__K_RETIRED = 8,   /* generation exhausted: never reused */
+	TQ__K_FREEING = 9,   /* payload being dropped by its owner, then FREE */
 };
 
 #define TQ__POS_BITS   44
@@ -165,7 +167,7 @@ struct tq__chunk {
 	uint64_t base;          /* queue position of cell 0 */
 	uint64_t owner;         /* 0 free, token of the handle placing it, or
 	                         * (1 << 63 | ring) once linked into a ring */
-	uint64_t pad;
+	uint64_t ring;          /* ring it is being linked into (recovery) */
 };
 #define TQ__CHUNK_LINKED (1ull << 63)
 
@@ -209,8 +211,13 @@ struct tq__proc {
 	uint32_t epoch;
 	uint64_t start_time;     /* /proc/<pid>/stat starttime, against PID reuse */
 	uint64_t heartbeat_ns;
-	uint32_t sleeping;       /* queues+1 it sleeps on; 0 none (a hint) */
+	uint32_t space_sleeping; /* 1 while registered on the header's space queue */
 	uint32_t cached;         /* free slots in its cache or not yet given back */
+	uint32_t free_word;      /* slot bitmap word of its pending frees */
+	uint32_t pad;
+	uint64_t free_mask;      /* its freed slots whose bits are not cleared yet */
+	uint64_t recoverer;      /* token of the handle recovering it, 0 none */
+	uint64_t sleeping[TQ_QUEUES_MAX / 64]; /* queues whose ready queue it sleeps on */
 	_Alignas(TQ__CACHELINE) uint32_t held[TQ_HELD_MAX];
 };
 

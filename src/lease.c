@@ -294,6 +294,8 @@ int tq_lease(tq *t, const struct tq_lease_opts *opts, struct tq_task *out, unsig
 		/* Sleep: register on every queue's word, then look once more. */
 		for (uint32_t k = 0; k < c.nq; k++) {
 			struct tq__queue *qu = tq__queue(t, c.qs[k]);
+			tq__store(&t->proc->sleeping[c.qs[k] / 64],
+				  tq__load_rlx(&t->proc->sleeping[c.qs[k] / 64]) | 1ull << (c.qs[k] % 64));
 			seqs[k] = tq__waitq_enter(&qu->ready);
 			words[k] = &qu->ready.seq;
 		}
@@ -310,8 +312,11 @@ int tq_lease(tq *t, const struct tq_lease_opts *opts, struct tq_task *out, unsig
 			else
 				e = tq__futex_wait(&t->hdr->space.seq, tq__load(&t->hdr->space.seq), wake_at);
 		}
-		for (uint32_t k = 0; k < c.nq; k++)
+		for (uint32_t k = 0; k < c.nq; k++) {
 			tq__waitq_leave(&tq__queue(t, c.qs[k])->ready);
+			tq__store(&t->proc->sleeping[c.qs[k] / 64],
+				  tq__load_rlx(&t->proc->sleeping[c.qs[k] / 64]) & ~(1ull << (c.qs[k] % 64)));
+		}
 		slept = true;
 		if (n != 0)
 			return n;

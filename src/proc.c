@@ -79,7 +79,11 @@ int tq__proc_claim(tq *t)
 			tq__store_rlx(&p->held[h], 0);
 		tq__store_rlx(&p->start_time, start_time_of(getpid()));
 		tq__store_rlx(&p->heartbeat_ns, tq_now_ns());
-		tq__store_rlx(&p->sleeping, 0);
+		for (uint32_t w = 0; w < TQ_QUEUES_MAX / 64; w++)
+			tq__store_rlx(&p->sleeping[w], 0);
+		tq__store_rlx(&p->space_sleeping, 0);
+		tq__store_rlx(&p->free_mask, 0);
+		tq__store_rlx(&p->recoverer, 0);
 		tq__store_rlx(&p->cached, 0);
 		tq__store(&p->pid, (int32_t)getpid());
 		t->proc = p;

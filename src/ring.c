@@ -92,6 +92,7 @@ int tq__ring_init(tq *t, uint32_t r)
 	e = chunk_alloc(t, 0, &c, &hi);
 	if (e < 0)
 		return e;
+	tq__store(&tq__chunk(t, c)->ring, r);
 	tq__store(&rg->rpos, 0);
 	tq__store(&rg->wpos, 0);
 	tq__store(&rg->head, PAIR(GEN(tq__load(&tq__chunk(t, c)->gen_next)), c));
@@ -168,6 +169,7 @@ int tq__ring_push(tq *t, uint32_t r, uint32_t idx, unsigned kind)
 				e = chunk_alloc(t, base + TQ__CHUNK_CELLS, &nc, &hi);
 				if (e < 0)
 					return e;
+				tq__store(&tq__chunk(t, nc)->ring, r);
 				pair = PAIR(GEN(tq__load(&tq__chunk(t, nc)->gen_next)), nc);
 				if (tq__cas64(&tq__chunk(t, c)->gen_next, PAIR(g, TQ__NIL), PAIR(g, nc))) {
 					tq__store(&tq__chunk(t, nc)->owner, TQ__CHUNK_LINKED | r);

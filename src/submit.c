@@ -63,6 +63,8 @@ int tq__slot_get(tq *t, uint32_t *idx, int *hi)
 				continue;
 			}
 			tq__store(&s->gen, gen);
+			/* No payload yet: recovery must not free a stale block. */
+			tq__store_rlx(&s->len, 0);
 			t->cache[t->ncache] = got[i];
 			t->cache_hi[t->ncache] = (uint16_t)h;
 			t->ncache++;
@@ -102,6 +104,7 @@ void tq__slot_flush(tq *t)
 	if (!t->free_mask)
 		return;
 	__atomic_fetch_and(&tq__slot_bits(t)[t->free_word], ~t->free_mask, __ATOMIC_SEQ_CST);
+	tq__store(&t->proc->free_mask, 0);
 	t->free_mask = 0;
 	t->free_count = 0;
 	tq__store_rlx(&t->proc->cached, t->ncache);
@@ -117,6 +120,9 @@ void tq__slot_release(tq *t, uint32_t idx)
 		tq__slot_flush(t);
 	t->free_word = w;
 	t->free_mask |= 1ull << (idx % 64u);
+	/* Recorded, so that recovery returns them if this handle dies. */
+	tq__store_rlx(&t->proc->free_word, w);
+	tq__store(&t->proc->free_mask, t->free_mask);
 	tq__store_rlx(&t->proc->cached, t->ncache + t->free_count + 1);
 	/* Flush at once while a producer waits for room. */
 	if (++t->free_count >= 16 || tq__load_rlx(&t->hdr->space.count))
@@ -329,6 +335,7 @@ int tq_submit_batch(tq *t, int q, const struct tq_task_spec *specs, unsigned n,
 			tq__wake_ready(t, c.q, ready);
 			ready = 0;
 		}
+		tq__store(&t->proc->space_sleeping, 1);
 		seq = tq__waitq_enter(&t->hdr->space);
 		e = submit_one(&c, specs[accepted].payload, specs[accepted].len,
 			       specs[accepted].level, specs[accepted].type, &id, &is_ready);
@@ -341,6 +348,7 @@ int tq_submit_batch(tq *t, int q, const struct tq_task_spec *specs, unsigned n,
 			ready += is_ready;
 		}
 		tq__waitq_leave(&t->hdr->space);
+		tq__store(&t->proc->space_sleeping, 0);
 		if (e < 0) {
 			if (e == -ETIMEDOUT)
 				tq__fail(t, e, "still full after %d ms", opts->timeout_ms);

@@ -352,6 +352,36 @@ struct tq_segment_info {
 };
 TQ_API int tq_segment_info(tq *t, struct tq_segment_info *info);
 
+/* ------------------------------------------------------------------------
+ * Recovery: the supervisor's repair pass (tqd calls it in a loop).
+ */
+struct tq_recovery {
+	uint32_t procs;          /* dead handles whose records were recovered */
+	uint32_t requeued;       /* tasks put back where they belong (ready, the
+	                          * delay wheel, dead letters) */
+	uint32_t dead;           /* leases ended after their last attempt: dead-lettered */
+	uint32_t expired;        /* leases of live workers past their deadline, taken back */
+	uint32_t freed;          /* slots and chunks given back to their pools */
+};
+
+/**
+ * One repair pass over the segment. For every handle whose process is gone
+ * (checked by PID and process start time, so a reused PID is not taken for
+ * the old process) or which detached still holding tasks: each task it
+ * leased goes back to ready with the attempt counted, or to the dead
+ * letters after its last attempt; tasks it was moving are put where they
+ * were going; a task it was submitting that reached its state but not its
+ * ring is published; free slots it had reserved and storage it was freeing
+ * go back to their pools; its sleeper registrations are undone; its record
+ * is freed. For live handles, leases past their deadline are taken back the
+ * same way (the worker learns -ESTALE on its next call for the task).
+ * Returns the number of repairs (also added to tq_segment_info().repairs)
+ * and, if report is not NULL, their breakdown. Any number of callers may
+ * run it concurrently: each dead record is claimed by one of them, and a
+ * recoverer that dies is taken over by the next.
+ */
+TQ_API int tq_recover(tq *t, struct tq_recovery *report);
+
 /** The realtime clock in ns, as used for timestamps in the segment. */
 TQ_API uint64_t tq_now_ns(void);
 

@@ -1,0 +1,318 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * recover.c - giving back what dead handles left behind, and taking back
+ * leases that expired: tq_recover(), the supervisor's repair pass.
+ *
+ * A handle is dead when its process is gone (or was reused: PID and start
+ * time), or when it detached while still holding tasks. Its record is
+ * claimed for recovery with one CAS on its recoverer word, so two
+ * recoverers never work on one record and a recoverer that dies is taken
+ * over by the next; the owner word keeps the dead token until the end. Everything the dead handle could have held is on
+ * its held list (I2); each entry is finished according to the state its
+ * slot or chunk is in, by CAS from exactly that state, which makes every
+ * step safe to repeat. docs/protocols.md, "Recovery", has the table.
+ */
+#include <string.h>
+
+#include "handle.h"
+
+#define PUBLISHED_WALK_MAX 1000000u
+
+/* Whether cell `pos` of ring r holds slot idx (a push that got as far as
+ * its commit point). */
+static bool ring_holds(tq *t, uint32_t r, uint64_t pos, uint32_t idx)
+{
+	struct tq__ring *rg = tq__ring(t, r);
+	uint64_t hd = tq__load(&rg->head), gn, base, v;
+	uint32_t c = (uint32_t)hd, g = (uint32_t)(hd >> 32);
+
+	if (pos < tq__load(&rg->rpos))
+		return false;      /* passed, yet the slot still says it is there */
+	for (uint32_t steps = 0; steps < t->lay.nchunks; steps++) {
+		struct tq__chunk *ch;
+
+		if (c >= t->lay.nchunks)
+			return false;
+		ch = tq__chunk(t, c);
+		gn = tq__load(&ch->gen_next);
+		if ((uint32_t)(gn >> 32) != g)
+			return false;
+		base = tq__load(&ch->base);
+		if (pos < base)
+			return false;
+		if (pos - base < TQ__CHUNK_CELLS) {
+			v = tq__load(&tq__cells(t, c)[pos - base]);
+			return v == (((uint64_t)g << 32) | (idx + 1));
+		}
+		c = (uint32_t)gn;
+		if (c == TQ__NIL || c >= t->lay.nchunks)
+			return false;
+		g = (uint32_t)(tq__load(&tq__chunk(t, c)->gen_next) >> 32);
+	}
+	return false;
+}
+
+static bool chunk_reachable(tq *t, uint32_t r, uint32_t want)
+{
+	uint64_t hd = tq__load(&tq__ring(t, r)->head);
+	uint32_t c = (uint32_t)hd;
+
+	for (uint32_t steps = 0; steps < t->lay.nchunks && c < t->lay.nchunks; steps++) {
+		if (c == want)
+			return true;
+		c = (uint32_t)tq__load(&tq__chunk(t, c)->gen_next);
+	}
+	return false;
+}
+
+static int slot_place(tq *t, struct tq__slot *s, uint32_t *q, uint32_t *lv)
+{
+	*q = tq__load_rlx(&s->queue);
+	*lv = tq__load_rlx(&s->level);
+	return *q < t->lay.queues && *lv < t->lay.levels ? 0 : -EPROTO;
+}
+
+/* A slot we hold BUSY that had been leased: the lease ended without a
+ * verdict. Back to ready, or to the dead letters after its last attempt. */
+static void end_lease(tq *t, uint32_t idx, struct tq_recovery *rep)
+{
+	struct tq__slot *s = tq__slot(t, idx);
+	uint32_t q, lv;
+
+	if (slot_place(t, s, &q, &lv) < 0)
+		return;
+	tq__count(t, q, lv, TQ__C_RECOVERED, 1);
+	if (tq__load_rlx(&s->attempts) >= tq__load_rlx(&s->max_attempts)) {
+		if (tq__ring_push(t, tq__ring_dead(&t->lay, q), idx, TQ__K_DEAD) == 0) {
+			tq__count(t, q, lv, TQ__C_DEAD, 1);
+			tq__queue_leave(t, q);
+			rep->dead++;
+		}
+	} else if (tq__publish_ready(t, idx, q, lv) == 0) {
+		rep->requeued++;
+	}
+}
+
+/* A slot we hold BUSY whose owner died moving it (fail, release, a level
+ * change, a requeue, a wheel drain): put it where it was going. */
+static void finish_move(tq *t, uint32_t idx, struct tq_recovery *rep)
+{
+	struct tq__slot *s = tq__slot(t, idx);
+	uint32_t q, lv;
+	int e;
+
+	if (slot_place(t, s, &q, &lv) < 0)
+		return;
+	if (tq__load_rlx(&s->attempts) == 0 && tq__load_rlx(&s->due_ns) > tq_now_ns()) {
+		e = tq__delay_push(t, idx, tq__load_rlx(&s->due_ns));
+		if (e == 0) {
+			rep->requeued++;
+			return;
+		}
+	}
+	if (tq__publish_ready(t, idx, q, lv) == 0)
+		rep->requeued++;
+}
+
+static void free_slot(tq *t, uint32_t idx, struct tq_recovery *rep)
+{
+	tq__payload_drop(t, tq__slot(t, idx));
+	tq__store(&tq__slot(t, idx)->state, tq__st(TQ__K_FREE, 0));
+	tq__slot_release(t, idx);
+	tq__slot_flush(t);
+	rep->freed++;
+}
+
+static void recover_slot(tq *t, uint64_t dead, uint32_t idx, struct tq_recovery *rep)
+{
+	struct tq__slot *s = tq__slot(t, idx);
+	uint64_t st = tq__load(&s->state), busy = tq__st(TQ__K_BUSY, t->token);
+	unsigned kind = tq__st_kind(st);
+	int hi;
+
+	switch (kind) {
+	case TQ__K_RESERVED:
+	case TQ__K_LEASED:
+	case TQ__K_BUSY:
+	case TQ__K_FREEING:
+		if (tq__st_arg(st) != dead)
+			return;            /* another handle's now */
+		break;
+	case TQ__K_READY:
+	case TQ__K_DELAYED:
+	case TQ__K_DEAD:
+		/* Published, or stopped between writing its state and the
+		 * cell CAS (P4): then publish it now. */
+		if (tq__st_ring(st) >= t->lay.nrings ||
+		    ring_holds(t, tq__st_ring(st), st & TQ__POS_MASK, idx))
+			return;
+		break;
+	default:
+		return;                    /* FREE, DONE, RETIRED: nothing held */
+	}
+	hi = tq__held_add(t, tq__held(TQ__H_SLOT, idx));
+	if (hi < 0)
+		return;
+	if (!tq__cas64(&s->state, st, kind == TQ__K_RESERVED || kind == TQ__K_FREEING ?
+			tq__st(TQ__K_FREEING, t->token) : busy)) {
+		tq__held_del(t, hi);
+		return;
+	}
+	switch (kind) {
+	case TQ__K_RESERVED:           /* a producer's cache or an unfinished submit */
+	case TQ__K_FREEING:            /* an unfinished ack, cancel or forget */
+		free_slot(t, idx, rep);
+		break;
+	case TQ__K_LEASED:
+		end_lease(t, idx, rep);
+		break;
+	case TQ__K_DEAD:
+		if (tq__ring_push(t, tq__st_ring(st), idx, TQ__K_DEAD) == 0)
+			rep->requeued++;
+		break;
+	default:                       /* BUSY, or READY/DELAYED not yet in its ring */
+		finish_move(t, idx, rep);
+		break;
+	}
+	tq__held_del(t, hi);
+}
+
+static void recover_chunk(tq *t, uint64_t dead, uint32_t c, struct tq_recovery *rep)
+{
+	struct tq__chunk *ch = tq__chunk(t, c);
+	uint64_t r = tq__load(&ch->ring), gn;
+
+	if (tq__load(&ch->owner) != dead)
+		return;
+	if (r < t->lay.nrings && chunk_reachable(t, (uint32_t)r, c)) {
+		tq__cas64(&ch->owner, dead, TQ__CHUNK_LINKED | r);
+		return;
+	}
+	if (!tq__cas64(&ch->owner, dead, t->token))
+		return;
+	gn = tq__load(&ch->gen_next);
+	tq__store(&ch->gen_next, ((gn >> 32) + 1) << 32 | TQ__NIL);
+	tq__store(&ch->owner, 0);
+	tq__pool_give(tq__chunk_bits(t), c);
+	rep->freed++;
+}
+
+static void recover_proc(tq *t, uint32_t p, uint64_t dead, struct tq_recovery *rep)
+{
+	struct tq__proc *rec = tq__proc_at(t, p);
+	uint64_t mask;
+	uint32_t w;
+
+	for (uint32_t h = 0; h < TQ_HELD_MAX; h++) {
+		uint32_t e = tq__load(&rec->held[h]), idx = e & 0x3fffffffu;
+
+		if (!e)
+			continue;
+		if (e >> 30 == TQ__H_SLOT && idx < t->lay.capacity)
+			recover_slot(t, dead, idx, rep);
+		else if (e >> 30 == TQ__H_CHUNK && idx < t->lay.nchunks)
+			recover_chunk(t, dead, idx, rep);
+		tq__store(&rec->held[h], 0);
+	}
+	/* Its freed slots whose bits it had not cleared yet. */
+	mask = tq__load(&rec->free_mask);
+	w = tq__load(&rec->free_word);
+	if (mask && w < tq__bitmap_words(t->lay.capacity)) {
+		for (uint64_t m = mask; m; m &= m - 1) {
+			uint32_t idx = w * 64 + (uint32_t)__builtin_ctzll(m);
+			if (idx < t->lay.capacity &&
+			    tq__load(&tq__slot(t, idx)->state) == tq__st(TQ__K_FREE, 0))
+				tq__pool_give(tq__slot_bits(t), idx);
+		}
+		tq__store(&rec->free_mask, 0);
+		tq__wake_space(t);
+	}
+	/* Its registrations as a sleeper. */
+	for (uint32_t k = 0; k < TQ_QUEUES_MAX / 64; k++) {
+		for (uint64_t m = tq__load(&rec->sleeping[k]); m; m &= m - 1) {
+			uint32_t q = k * 64 + (uint32_t)__builtin_ctzll(m);
+			if (q < t->lay.queues)
+				tq__waitq_leave(&tq__queue(t, q)->ready);
+		}
+		tq__store(&rec->sleeping[k], 0);
+	}
+	if (tq__load(&rec->space_sleeping)) {
+		tq__waitq_leave(&t->hdr->space);
+		tq__store(&rec->space_sleeping, 0);
+	}
+	tq__store(&rec->pid, 0);
+	tq__store(&rec->owner, 0);
+	tq__store(&rec->recoverer, 0);
+	rep->procs++;
+}
+
+/* Take back the leases of a live handle that are past their deadline. */
+static void expire_leases(tq *t, uint32_t p, uint64_t owner, uint64_t now,
+			  struct tq_recovery *rep)
+{
+	struct tq__proc *rec = tq__proc_at(t, p);
+	uint64_t leased = tq__st(TQ__K_LEASED, owner);
+
+	for (uint32_t h = 0; h < TQ_HELD_MAX; h++) {
+		uint32_t e = tq__load(&rec->held[h]), idx = e & 0x3fffffffu;
+		struct tq__slot *s;
+		int hi;
+
+		if (e >> 30 != TQ__H_SLOT || idx >= t->lay.capacity)
+			continue;
+		s = tq__slot(t, idx);
+		if (tq__load(&s->state) != leased || tq__load(&s->due_ns) >= now)
+			continue;
+		hi = tq__held_add(t, tq__held(TQ__H_SLOT, idx));
+		if (hi < 0)
+			return;
+		/* The worker's own finishing CAS races with this one: exactly
+		 * one wins, and the loser learns -ESTALE. */
+		if (tq__cas64(&s->state, leased, tq__st(TQ__K_BUSY, t->token))) {
+			end_lease(t, idx, rep);
+			rep->expired++;
+		}
+		tq__held_del(t, hi);
+	}
+}
+
+int tq_recover(tq *t, struct tq_recovery *report)
+{
+	struct tq_recovery rep;
+	uint64_t now;
+
+	if (!t)
+		return -EINVAL;
+	t->err[0] = 0;
+	memset(&rep, 0, sizeof(rep));
+	now = tq_now_ns();
+	for (uint32_t p = 0; p < t->lay.procs; p++) {
+		struct tq__proc *rec = tq__proc_at(t, p);
+		uint64_t owner = tq__load(&rec->owner), rcv;
+
+		if (!owner || owner == t->token)
+			continue;
+		if (tq__load(&rec->pid) != -1 && tq__token_alive(t, owner)) {
+			expire_leases(t, p, owner, now, &rep);
+			continue;
+		}
+		/* Dead: claim it for recovery, or take it over from a dead
+		 * recoverer. Its owner word keeps the dead token meanwhile. */
+		rcv = tq__load(&rec->recoverer);
+		if (rcv && (rcv == t->token || tq__token_alive(t, rcv)))
+			continue;
+		if (!tq__cas64(&rec->recoverer, rcv, t->token))
+			continue;
+		if (tq__load(&rec->owner) != owner) {
+			tq__store(&rec->recoverer, 0);
+			continue;
+		}
+		recover_proc(t, p, owner, &rep);
+	}
+	tq__add(&t->hdr->repairs, (uint64_t)rep.procs + rep.requeued + rep.dead + rep.expired +
+				  rep.freed);
+	if (report)
+		*report = rep;
+	return (int)(rep.procs + rep.requeued + rep.dead + rep.expired + rep.freed > 0x7fffffff ?
+		     0x7fffffff : rep.procs + rep.requeued + rep.dead + rep.expired + rep.freed);
+}
