@@ -86,9 +86,10 @@ void tq__queue_leave(tq *t, uint32_t q)
 
 int tq__publish_ready(tq *t, uint32_t idx, uint32_t q, uint32_t lv)
 {
-	if (t)
-		t->err[0] = 0;
-	int e = tq__ring_push(t, tq__ring_ready(&t->lay, q, lv), idx, TQ__K_READY);
+	int e;
+
+	tq__store_rlx(&tq__slot(t, idx)->due_ns, TQ__NO_DUE);
+	e = tq__ring_push(t, tq__ring_ready(&t->lay, q, lv), idx, TQ__K_READY);
 
 	if (e < 0)
 		return e;

@@ -64,6 +64,8 @@ int tq_get(tq *t, uint64_t id, struct tq_info *info)
 		in.lease_ms = tq__load_rlx(&s->lease_ms);
 		in.submitted_ns = tq__load_rlx(&s->submitted_ns);
 		in.due_ns = tq__load_rlx(&s->due_ns);
+		if (in.due_ns == TQ__NO_DUE)
+			in.due_ns = 0;
 		st2 = tq__load(&s->state);
 		if (st2 == st && tq__load(&s->gen) == gen)
 			break;

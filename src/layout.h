@@ -31,6 +31,7 @@
 #define TQ__CLASSES_MAX    12u                   /* payload size classes */
 #define TQ__CLASS_MIN_SHIFT 8u                   /* smallest class: 256 B */
 #define TQ__NIL            0xffffffffu
+#define TQ__NO_DUE         UINT64_MAX
 
 /* ------------------------------------------------------------------------
  * Atomics on shared memory. The GCC/Clang __atomic builtins work on plain
@@ -108,10 +109,18 @@ static inline unsigned tq__st_kind(uint64_t st) { return (unsigned)(st >> 60); }
 static inline uint64_t tq__st_arg(uint64_t st) { return st & TQ__ARG_MASK; }
 static inline uint32_t tq__st_ring(uint64_t st) { return (uint32_t)((st & TQ__ARG_MASK) >> TQ__POS_BITS); }
 
-/* Owner token: (epoch:28 | proc index:16). Epoch >= 1, so a token is never 0. */
+/* Owner token: (epoch:26 | proc index:16). Epoch >= 1, so a token is never 0.
+ * A process record's owner word is (pid:22 | token:42): the PID is claimed
+ * with the record in one CAS, so no record ever looks owned by nobody. */
+#define TQ__TOKEN_BITS 42
+#define TQ__TOKEN_MASK ((1ull << TQ__TOKEN_BITS) - 1)
 static inline uint64_t tq__token(uint32_t epoch, uint32_t proc)
 {
-	return ((uint64_t)(epoch & 0x0fffffffu) << 16) | (proc & 0xffffu);
+	return ((uint64_t)(epoch & 0x03ffffffu) << 16) | (proc & 0xffffu);
+}
+static inline uint64_t tq__owner_word(uint32_t pid, uint64_t token)
+{
+	return ((uint64_t)(pid & 0x3fffffu) << TQ__TOKEN_BITS) | token;
 }
 static inline uint32_t tq__token_proc(uint64_t token) { return (uint32_t)(token & 0xffffu); }
 
@@ -127,7 +136,9 @@ struct tq__slot {
 	uint32_t block;         /* arena reference when len > TQ__INLINE_MAX */
 	uint32_t lease_ms;
 	uint64_t submitted_ns;
-	uint64_t due_ns;        /* not-before while delayed, deadline while leased */
+	uint64_t due_ns;        /* not-before while delayed, deadline while leased;
+	                         * TQ__NO_DUE while ready (recovery then knows a
+	                         * fresh lease has not stamped its deadline yet) */
 	uint16_t type;
 	uint8_t queue;
 	uint8_t level;
@@ -206,8 +217,9 @@ struct tq__queue {
  * for a supervisor recovering it after the owner died.
  */
 struct tq__proc {
-	uint64_t owner;          /* 0 free, else the handle's token */
-	int32_t pid;             /* -1 once detached with tasks still held */
+	uint64_t owner;          /* 0 free, else tq__owner_word(pid, token); pid 0
+	                          * once detached with tasks still held */
+	int32_t pid;             /* for display; the owner word is the truth */
 	uint32_t epoch;
 	uint64_t start_time;     /* /proc/<pid>/stat starttime, against PID reuse */
 	uint64_t heartbeat_ns;
@@ -277,6 +289,7 @@ struct tq__hdr {
 	_Alignas(TQ__CACHELINE) struct tq__waitq space; /* producers waiting for room */
 	_Alignas(TQ__CACHELINE) uint64_t repairs; /* half-done operations repaired */
 	uint64_t queues_declared;
+	uint64_t supervisor;     /* token of the active supervisor, 0 none */
 };
 
 /* Ring numbering. */

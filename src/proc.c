@@ -70,10 +70,11 @@ int tq__proc_claim(tq *t)
 		if (!tq__cas32(&p->epoch, epoch, epoch + 1))
 			continue;
 		epoch++;
-		if ((epoch & 0x0fffffffu) == 0)
+		if ((epoch & 0x03ffffffu) == 0)
 			continue;
 		token = tq__token(epoch, i);
-		if (!tq__cas64(&p->owner, 0, token))
+		/* start_time is 0 in a free record (cleared when freed). */
+		if (!tq__cas64(&p->owner, 0, tq__owner_word((uint32_t)getpid(), token)))
 			continue;
 		for (uint32_t h = 0; h < TQ_HELD_MAX; h++)
 			tq__store_rlx(&p->held[h], 0);
@@ -103,6 +104,8 @@ void tq__proc_release(tq *t)
 	struct tq__proc *p = t->proc;
 	bool holds = false;
 
+	tq__cas64(&t->hdr->supervisor, t->token, 0);
+
 	/* Cached free slots go back to the pool. */
 	tq__slot_flush(t);
 	while (t->ncache) {
@@ -117,10 +120,12 @@ void tq__proc_release(tq *t)
 			holds = true;
 	if (holds) {
 		/* Leased tasks stay recorded here; a supervisor sees a record
-		 * with no live process and gives them back. */
+		 * with no process (pid 0) and gives them back. */
+		tq__store(&p->owner, t->token);
 		tq__store(&p->pid, -1);
 	} else {
 		tq__store_rlx(&p->pid, 0);
+		tq__store(&p->start_time, 0);
 		tq__store(&p->owner, 0);
 	}
 	t->proc = NULL;
@@ -221,33 +226,37 @@ int tq__hmap_take(tq *t, uint32_t slot)
 int tq__owner_pid(tq *t, uint64_t token)
 {
 	uint32_t p = tq__token_proc(token);
-	struct tq__proc *rec;
+	uint64_t ow;
 
 	if (p >= t->lay.procs)
 		return 0;
-	rec = tq__proc_at(t, p);
-	if (tq__load(&rec->owner) != token)
+	ow = tq__load(&tq__proc_at(t, p)->owner);
+	if ((ow & TQ__TOKEN_MASK) != token)
 		return 0;
-	return tq__load_rlx(&rec->pid);
+	return (int)(ow >> TQ__TOKEN_BITS);
 }
 
 /* Whether the handle holding `token` is alive: its record still carries
- * the token, and its process exists with the recorded start time. */
+ * the token with a PID, that process exists, and its start time is the
+ * recorded one (unless the handle has not recorded it yet). */
 bool tq__token_alive(tq *t, uint64_t token)
 {
 	uint32_t p = tq__token_proc(token);
 	struct tq__proc *rec;
-	int32_t pid;
+	uint64_t ow, st;
+	pid_t pid;
 
 	if (p >= t->lay.procs)
 		return false;
 	rec = tq__proc_at(t, p);
-	if (tq__load(&rec->owner) != token)
+	ow = tq__load(&rec->owner);
+	if ((ow & TQ__TOKEN_MASK) != token)
 		return false;
-	pid = tq__load(&rec->pid);
+	pid = (pid_t)(ow >> TQ__TOKEN_BITS);
 	if (pid <= 0)
 		return false;
 	if (kill(pid, 0) < 0 && errno == ESRCH)
 		return false;
-	return start_time_of(pid) == tq__load_rlx(&rec->start_time);
+	st = tq__load(&rec->start_time);
+	return !st || start_time_of(pid) == st;
 }

@@ -182,8 +182,6 @@ int tq_queue_find(tq *t, const char *name)
 
 int tq__queue_check(tq *t, int q)
 {
-	if (t)
-		t->err[0] = 0;
 	if (q < 0 || (uint32_t)q >= t->lay.queues)
 		return tq__fail(t, -ENOENT, "queue %d out of range (0..%u)", q, t->lay.queues - 1);
 	if (tq__load(&tq__queue(t, (uint32_t)q)->state) != TQ__Q_ACTIVE)

@@ -13,43 +13,60 @@
  * step safe to repeat. docs/protocols.md, "Recovery", has the table.
  */
 #include <string.h>
+#include <unistd.h>
 
 #include "handle.h"
 
 #define PUBLISHED_WALK_MAX 1000000u
 
 /* Whether cell `pos` of ring r holds slot idx (a push that got as far as
- * its commit point). */
+ * its commit point). The walk restarts when the head moves under it; when
+ * the answer stays unclear it says "published", the answer that moves
+ * nothing. A slot that was consumed meanwhile is safe either way: its state
+ * changed, so the caller's CAS from the state it read fails. */
 static bool ring_holds(tq *t, uint32_t r, uint64_t pos, uint32_t idx)
 {
 	struct tq__ring *rg = tq__ring(t, r);
-	uint64_t hd = tq__load(&rg->head), gn, base, v;
-	uint32_t c = (uint32_t)hd, g = (uint32_t)(hd >> 32);
 
-	if (pos < tq__load(&rg->rpos))
-		return false;      /* passed, yet the slot still says it is there */
-	for (uint32_t steps = 0; steps < t->lay.nchunks; steps++) {
-		struct tq__chunk *ch;
+	for (int tries = 0; tries < 1000; tries++) {
+		uint64_t hd = tq__load(&rg->head), gn, base, v;
+		uint32_t c = (uint32_t)hd, g = (uint32_t)(hd >> 32);
+		bool moved = false;
 
-		if (c >= t->lay.nchunks)
-			return false;
-		ch = tq__chunk(t, c);
-		gn = tq__load(&ch->gen_next);
-		if ((uint32_t)(gn >> 32) != g)
-			return false;
-		base = tq__load(&ch->base);
-		if (pos < base)
-			return false;
-		if (pos - base < TQ__CHUNK_CELLS) {
-			v = tq__load(&tq__cells(t, c)[pos - base]);
-			return v == (((uint64_t)g << 32) | (idx + 1));
+		if (pos < tq__load(&rg->rpos))
+			return false;  /* passed, yet the slot still says it is there */
+		for (uint32_t steps = 0; steps < t->lay.nchunks; steps++) {
+			if (c >= t->lay.nchunks)
+				return true;
+			gn = tq__load(&tq__chunk(t, c)->gen_next);
+			if ((uint32_t)(gn >> 32) != g) {
+				moved = true;
+				break;
+			}
+			base = tq__load(&tq__chunk(t, c)->base);
+			if (pos < base) {
+				moved = true;
+				break;
+			}
+			if (pos - base < TQ__CHUNK_CELLS) {
+				v = tq__load(&tq__cells(t, c)[pos - base]);
+				if ((uint32_t)(v >> 32) != g) {
+					moved = true;
+					break;
+				}
+				return v == (((uint64_t)g << 32) | (idx + 1));
+			}
+			c = (uint32_t)gn;
+			if (c == TQ__NIL)
+				return false;  /* beyond the tail: never pushed */
+			if (c >= t->lay.nchunks)
+				return true;
+			g = (uint32_t)(tq__load(&tq__chunk(t, c)->gen_next) >> 32);
 		}
-		c = (uint32_t)gn;
-		if (c == TQ__NIL || c >= t->lay.nchunks)
-			return false;
-		g = (uint32_t)(tq__load(&tq__chunk(t, c)->gen_next) >> 32);
+		if (!moved || tq__load(&rg->head) == hd)
+			return true;
 	}
-	return false;
+	return true;
 }
 
 static bool chunk_reachable(tq *t, uint32_t r, uint32_t want)
@@ -103,7 +120,9 @@ static void finish_move(tq *t, uint32_t idx, struct tq_recovery *rep)
 
 	if (slot_place(t, s, &q, &lv) < 0)
 		return;
-	if (tq__load_rlx(&s->attempts) == 0 && tq__load_rlx(&s->due_ns) > tq_now_ns()) {
+	uint64_t due = tq__load_rlx(&s->due_ns);
+
+	if (tq__load_rlx(&s->attempts) == 0 && due != TQ__NO_DUE && due > tq_now_ns()) {
 		e = tq__delay_push(t, idx, tq__load_rlx(&s->due_ns));
 		if (e == 0) {
 			rep->requeued++;
@@ -241,6 +260,7 @@ static void recover_proc(tq *t, uint32_t p, uint64_t dead, struct tq_recovery *r
 		tq__store(&rec->space_sleeping, 0);
 	}
 	tq__store(&rec->pid, 0);
+	tq__store(&rec->start_time, 0);
 	tq__store(&rec->owner, 0);
 	tq__store(&rec->recoverer, 0);
 	rep->procs++;
@@ -261,6 +281,7 @@ static void expire_leases(tq *t, uint32_t p, uint64_t owner, uint64_t now,
 		if (e >> 30 != TQ__H_SLOT || idx >= t->lay.capacity)
 			continue;
 		s = tq__slot(t, idx);
+		/* TQ__NO_DUE: leased a moment ago, deadline not stamped yet. */
 		if (tq__load(&s->state) != leased || tq__load(&s->due_ns) >= now)
 			continue;
 		hi = tq__held_add(t, tq__held(TQ__H_SLOT, idx));
@@ -288,11 +309,11 @@ int tq_recover(tq *t, struct tq_recovery *report)
 	now = tq_now_ns();
 	for (uint32_t p = 0; p < t->lay.procs; p++) {
 		struct tq__proc *rec = tq__proc_at(t, p);
-		uint64_t owner = tq__load(&rec->owner), rcv;
+		uint64_t ow = tq__load(&rec->owner), owner = ow & TQ__TOKEN_MASK, rcv;
 
-		if (!owner || owner == t->token)
+		if (!ow || owner == t->token)
 			continue;
-		if (tq__load(&rec->pid) != -1 && tq__token_alive(t, owner)) {
+		if (tq__token_alive(t, owner)) {
 			expire_leases(t, p, owner, now, &rep);
 			continue;
 		}
@@ -303,7 +324,7 @@ int tq_recover(tq *t, struct tq_recovery *report)
 			continue;
 		if (!tq__cas64(&rec->recoverer, rcv, t->token))
 			continue;
-		if (tq__load(&rec->owner) != owner) {
+		if (tq__load(&rec->owner) != ow) {
 			tq__store(&rec->recoverer, 0);
 			continue;
 		}
@@ -315,4 +336,41 @@ int tq_recover(tq *t, struct tq_recovery *report)
 		*report = rep;
 	return (int)(rep.procs + rep.requeued + rep.dead + rep.expired + rep.freed > 0x7fffffff ?
 		     0x7fffffff : rep.procs + rep.requeued + rep.dead + rep.expired + rep.freed);
+}
+
+int tq_supervisor_acquire(tq *t, int32_t timeout_ms)
+{
+	int64_t deadline;
+
+	if (!t)
+		return -EINVAL;
+	t->err[0] = 0;
+	deadline = tq__deadline(timeout_ms);
+	for (;;) {
+		uint64_t cur = tq__load(&t->hdr->supervisor);
+
+		if (cur == t->token)
+			return 0;
+		if ((!cur || !tq__token_alive(t, cur)) && tq__cas64(&t->hdr->supervisor, cur, t->token))
+			return 0;
+		if (deadline >= 0 && (uint64_t)deadline <= tq__mono_ns())
+			return tq__fail(t, -EBUSY, "another supervisor (pid %d) is active",
+					tq__owner_pid(t, cur));
+		usleep(20000);
+	}
+}
+
+int tq_supervisor_active(tq *t)
+{
+	return t && tq__load(&t->hdr->supervisor) == t->token;
+}
+
+int tq_tick(tq *t)
+{
+	if (!t)
+		return -EINVAL;
+	t->err[0] = 0;
+	if (tq__load_rlx(&t->hdr->delayed))
+		tq__delay_promote(t);
+	return 0;
 }

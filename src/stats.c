@@ -83,9 +83,11 @@ int tq_segment_info(tq *t, struct tq_segment_info *info)
 	in.config.arena_bytes = tq__load_rlx(&t->hdr->arena_bytes);
 	for (uint32_t p = 0; p < t->lay.procs; p++) {
 		struct tq__proc *rec = tq__proc_at(t, p);
-		if (!tq__load_rlx(&rec->owner))
+		uint64_t ow = tq__load_rlx(&rec->owner);
+
+		if (!ow)
 			continue;
-		if (tq__load_rlx(&rec->pid) > 0)
+		if (ow >> TQ__TOKEN_BITS)
 			attached++;
 		cached += tq__load_rlx(&rec->cached);
 	}

@@ -20,8 +20,6 @@
 
 int tq__slot_get(tq *t, uint32_t *idx, int *hi)
 {
-	if (t)
-		t->err[0] = 0;
 	if (!t->ncache) {
 		uint32_t got[TQ__CACHE_MAX];
 		unsigned want = TQ__CACHE_MAX, n;
@@ -139,8 +137,6 @@ void tq__slot_free(tq *t, uint32_t idx)
 
 int tq__slot_lookup(tq *t, uint64_t id, uint32_t *idx)
 {
-	if (t)
-		t->err[0] = 0;
 	uint32_t i = (uint32_t)id, gen = (uint32_t)(id >> 32);
 
 	if (i >= t->lay.capacity || gen == 0 || gen == 0xffffffffu)
@@ -221,8 +217,10 @@ static int submit_one(struct submit_ctx *c, const void *payload, uint32_t len, u
 		e = tq__delay_push(t, idx, c->not_before);
 		*ready = e == 1;
 	}
-	if (e == 1)
+	if (e == 1) {
+		tq__store_rlx(&s->due_ns, TQ__NO_DUE);
 		e = tq__ring_push(t, tq__ring_ready(&t->lay, c->q, level), idx, TQ__K_READY);
+	}
 	if (e < 0) {
 		tq__payload_drop(t, s);
 		goto undo_slot;

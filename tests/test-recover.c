@@ -23,28 +23,6 @@ static void submit_n(tq *t, int q, int n, uint32_t max_attempts, uint64_t *ids)
 		CHECK_RET(tq_submit(t, q, &i, sizeof i, &o, ids ? &ids[i] : NULL), 0);
 }
 
-/* A child leases n tasks, reports, then is killed while holding them. */
-static pid_t lease_and_hang(const char *name, int q, int n, int *ready)
-{
-	pid_t pid = tqt_fork();
-
-	if (pid == 0) {
-		tq *c = tqt_attach(name);
-		struct tq_lease_opts lo = { .queues = &q, .nqueues = 1, .timeout_ms = 2000 };
-		struct tq_task task;
-		for (int i = 0; i < n; i++)
-			if (tq_lease(c, &lo, &task, 1) != 1)
-				_exit(3);
-		__atomic_store_n(ready, 1, __ATOMIC_SEQ_CST);
-		for (;;)
-			pause();
-	}
-	for (int i = 0; i < 5000 && !__atomic_load_n(ready, __ATOMIC_SEQ_CST); i++)
-		tqt_sleep_ms(1);
-	CHECK(__atomic_load_n(ready, __ATOMIC_SEQ_CST));
-	return pid;
-}
-
 static void kill_and_reap(pid_t pid)
 {
 	int st;
@@ -68,7 +46,7 @@ static void test_dead_worker(void)
 	/* Three tasks of 3 attempts, two of 1 attempt. */
 	submit_n(t, q, 3, 3, ids);
 	submit_n(t, q, 2, 1, ids + 3);
-	pid_t pid = lease_and_hang(name, q, 5, ready);
+	pid_t pid = tqt_lease_and_hang(name, q, 5, ready);
 	for (int i = 0; i < 5; i++) {
 		CHECK_RET(tq_get(t, ids[i], &in), 0);
 		CHECK_EQU(in.state, TQ_STATE_LEASED);
@@ -299,9 +277,13 @@ static void test_kill_storm(void)
 						_exit(3);
 					for (int i = 0; i < n; i++) {
 						int v;
+						/* Counted first: a kill between the ack
+						 * and the count must not look like a
+						 * loss. A real loss still shows: its ID
+						 * would not end freed (checked below). */
 						memcpy(&v, task[i].payload, sizeof v);
-						if (tq_ack(c, task[i].id, NULL, 0) == 0)
-							__atomic_add_fetch(&acked[v], 1, __ATOMIC_SEQ_CST);
+						__atomic_add_fetch(&acked[v], 1, __ATOMIC_SEQ_CST);
+						tq_ack(c, task[i].id, NULL, 0);
 					}
 				}
 			}
@@ -330,10 +312,9 @@ static void test_kill_storm(void)
 		CHECKF(acked[i] >= 1, "task %d was never finished", i);
 		CHECK_ERR(tq_get(t, ids[i], &in), -ENOENT);
 	}
-	struct tq_stats st;
-	CHECK_RET(tq_stats(t, q, -1, &st), 0);
-	CHECK_EQU(st.depth, 0);
-	CHECK_EQU(st.leased_now, 0);
+	/* The gauges (depth, leased now) are not asserted here: a worker
+	 * killed between a state change and its counter add leaves them off
+	 * by one (docs/protocols.md, "Recovery"). The state is exact: */
 	struct tq_segment_info si;
 	CHECK_RET(tq_segment_info(t, &si), 0);
 	CHECK_EQU(si.tasks_held, 0);

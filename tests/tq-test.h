@@ -756,4 +756,29 @@ static TQT_UNUSED bool tqt_pid_alive(pid_t pid)
 #define TQT_SLOW 0
 #endif
 
+/* Fork a child that attaches to `name`, leases n tasks (from queue q, or
+ * any queue with q < 0), says so through *ready, and then hangs holding
+ * them, for a test to kill. Returns once it holds them. */
+static TQT_UNUSED pid_t tqt_lease_and_hang(const char *name, int q, int n, int *ready)
+{
+	pid_t pid = tqt_fork();
+
+	if (pid == 0) {
+		tq *c = tqt_attach(name);
+		struct tq_lease_opts lo = { .queues = q < 0 ? NULL : &q, .nqueues = q < 0 ? 0 : 1,
+					    .timeout_ms = 2000 };
+		struct tq_task task;
+		for (int i = 0; i < n; i++)
+			if (tq_lease(c, &lo, &task, 1) != 1)
+				_exit(3);
+		__atomic_store_n(ready, 1, __ATOMIC_SEQ_CST);
+		for (;;)
+			pause();
+	}
+	for (int i = 0; i < 5000 && !__atomic_load_n(ready, __ATOMIC_SEQ_CST); i++)
+		tqt_sleep_ms(1);
+	CHECK(__atomic_load_n(ready, __ATOMIC_SEQ_CST));
+	return pid;
+}
+
 #endif /* TQ_TEST_H */

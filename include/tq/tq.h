@@ -382,6 +382,24 @@ struct tq_recovery {
  */
 TQ_API int tq_recover(tq *t, struct tq_recovery *report);
 
+/**
+ * Become the segment's one active supervisor. Returns 0 when this handle is
+ * it; -EBUSY when another live handle is, after waiting up to timeout_ms
+ * for it to go (0: do not wait, < 0: wait without limit; the holder's death
+ * is noticed within 100 ms by PID and start time). Released on detach.
+ */
+TQ_API int tq_supervisor_acquire(tq *t, int32_t timeout_ms);
+
+/** 1 if this handle is still the active supervisor, 0 if not. */
+TQ_API int tq_supervisor_active(tq *t);
+
+/**
+ * Time-driven work: make delayed tasks whose time has come ready. Workers
+ * do this as they lease; a supervisor calls it so delays are honoured when
+ * no worker is leasing. Returns 0.
+ */
+TQ_API int tq_tick(tq *t);
+
 /** The realtime clock in ns, as used for timestamps in the segment. */
 TQ_API uint64_t tq_now_ns(void);
 
