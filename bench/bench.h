@@ -28,7 +28,10 @@
 
 #define BENCH_LINE 64
 
-enum scenario { SC_THROUGHPUT, SC_LATENCY, SC_RACE, SC_COUNT };
+enum scenario {
+	SC_THROUGHPUT, SC_LATENCY, SC_RACE, SC_SUBMIT, SC_WORKERS, SC_OPS, SC_DEPTH,
+	SC_CLIENTS, SC_PRIORITY, SC_BURST, SC_SUSTAINED, SC_COUNT
+};
 
 /* Exit codes of a child. */
 enum {
@@ -91,6 +94,7 @@ struct run {
 	unsigned seg_levels;     /* levels of the segment (tq), priorities (mq) */
 	unsigned policy;         /* tq lease policy */
 	unsigned sample;         /* stamp one task in `sample` (0: none) */
+	int paced;               /* producers follow the --rate schedule */
 	int touch;               /* workers read the whole payload */
 	int pin;
 	int spin_pace;           /* latency: spin to the send time, not sleep */
@@ -108,6 +112,8 @@ struct run {
 	struct work_stat *work;
 	struct hdr *hist;
 	_Atomic uint8_t *seen;   /* race: times each task was handled */
+	struct hdr *lhist;       /* priority: [worker * levels + level], or NULL */
+	int server_pid;          /* redis, beanstalkd: the server, sampled for memory */
 
 	void *priv;              /* the system's parent-side state */
 	char note[512];          /* said in the output row */
@@ -154,6 +160,19 @@ struct bench_sys {
 extern const struct bench_sys bench_sys_tq;
 extern const struct bench_sys bench_sys_raw_ring;
 extern const struct bench_sys bench_sys_posix_mq;
+extern const struct bench_sys bench_sys_pipe;
+extern const struct bench_sys bench_sys_redis;
+extern const struct bench_sys bench_sys_beanstalkd;
+extern const struct bench_sys bench_sys_beanstalkd_binlog;
+extern const struct bench_sys bench_sys_beanstalkd_f0;
+
+/* The level task seq goes to when tasks are spread over r->levels: every
+ * system routes by the global sequence number, so a worker can tell a
+ * task's level from its payload (per-level latency). */
+static inline unsigned bench_level(unsigned levels, uint64_t seq)
+{
+	return levels > 1 ? (unsigned)(seq % levels) : 0;
+}
 
 /* ---- helpers for children (common.c) ---------------------------------- */
 
@@ -270,6 +289,7 @@ struct wctx {
 	struct run *r;
 	struct work_stat *ws;
 	struct hdr *h;
+	unsigned idx;
 	uint64_t quota;          /* tasks to handle, warm-up included */
 	uint64_t warm;           /* the first `warm` of them are warm-up */
 	uint64_t done;
@@ -303,7 +323,12 @@ static inline void bench_handle(struct wctx *c, const void *p, uint32_t len)
 	if (c->done >= c->warm && th.stamp) {
 		if (!c->now)
 			c->now = bench_now();
-		hdr_record(c->h, c->now > th.stamp ? c->now - th.stamp : 0);
+		uint64_t v = c->now > th.stamp ? c->now - th.stamp : 0;
+
+		hdr_record(c->h, v);
+		if (c->r->lhist)
+			hdr_record(&c->r->lhist[(size_t)c->idx * c->r->levels +
+						 bench_level(c->r->levels, th.seq)], v);
 	}
 	if (c->r->touch) {
 		const unsigned char *b = p;

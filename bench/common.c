@@ -155,6 +155,7 @@ void bench_worker_init(struct wctx *c, struct run *r, unsigned idx, uint64_t quo
 	c->r = r;
 	c->ws = &r->work[idx];
 	c->h = &r->hist[idx];
+	c->idx = idx;
 	c->quota = quota;
 	c->warm = warm < quota ? warm : quota;
 	memset(c->ws, 0, sizeof(*c->ws));

@@ -123,7 +123,7 @@ static int mq_make(struct run *r, const char *name, long want, long msgsize, mqd
 
 static inline unsigned mq_prio(const struct run *r, uint64_t j)
 {
-	unsigned level = r->levels > 1 ? (unsigned)(j % r->levels) : 0;
+	unsigned level = bench_level(r->levels, j);
 
 	return r->levels - 1u - level;
 }
@@ -184,7 +184,7 @@ static int mq_producer(struct run *r, unsigned idx)
 {
 	struct pctx c;
 	struct timespec until;
-	const int paced = r->sc == SC_LATENCY;
+	const int paced = r->paced;
 	mqd_t q;
 	int ex;
 
@@ -200,7 +200,7 @@ static int mq_producer(struct run *r, unsigned idx)
 	 * one computed now serves until a call times out. */
 	abs_in(&until, MQ_WAIT_NS);
 	for (uint64_t i = 0; i < c.n; i++) {
-		unsigned prio = mq_prio(r, i);
+		unsigned prio = mq_prio(r, c.base + i);
 
 		bench_fill(r, c.buf, c.base + i);
 		int smp = bench_sampled(&c);

@@ -308,7 +308,7 @@ static int raw_producer(struct run *r, unsigned idx)
 	uint32_t *stack = NULL, top = 0;
 	uint64_t kp = prefill_of(r, idx), j;
 	const unsigned W = r->workers;
-	const int paced = r->sc == SC_LATENCY;
+	const int paced = r->paced;
 	unsigned batch = r->batch ? r->batch : 1, nb = 0;
 	int ex, rc;
 

@@ -68,7 +68,7 @@ static int tq_queues(struct run *r, tq *t, int *q, int declare)
 /* Where task j (producer-local count) goes: spread over queues and levels. */
 static inline void tq_route(const struct run *r, uint64_t j, unsigned *queue, unsigned *level)
 {
-	*level = r->levels > 1 ? (unsigned)(j % r->levels) : 0;
+	*level = bench_level(r->levels, j);
 	*queue = r->queues > 1 ? (unsigned)((j / r->levels) % r->queues) : 0;
 }
 
@@ -160,7 +160,7 @@ static int tq_producer(struct run *r, unsigned idx)
 	struct pctx c;
 	tq *t = NULL;
 	int rc, ex;
-	const int paced = r->sc == SC_LATENCY;
+	const int paced = r->paced;
 	const int simple = r->queues == 1 && r->levels <= 1;
 
 	if ((ex = tq_child_attach(r, &t, q)) != 0)
@@ -176,7 +176,7 @@ static int tq_producer(struct run *r, unsigned idx)
 			unsigned queue = 0, level = 0;
 
 			if (!simple) {
-				tq_route(r, i, &queue, &level);
+				tq_route(r, c.base + i, &queue, &level);
 				so.level = level;
 			}
 			bench_fill(r, c.buf, c.base + i);
@@ -203,11 +203,11 @@ static int tq_producer(struct run *r, unsigned idx)
 		while (i < c.n) {
 			unsigned n = 0, queue, level;
 
-			tq_route(r, i, &queue, &level);
+			tq_route(r, c.base + i, &queue, &level);
 			while (n < r->batch && i + n < c.n) {
 				unsigned qk, lk;
 
-				tq_route(r, i + n, &qk, &lk);
+				tq_route(r, c.base + i + n, &qk, &lk);
 				if (qk != queue)
 					break;
 				unsigned char *b = c.buf + (size_t)n * r->payload;
