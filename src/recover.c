@@ -166,8 +166,19 @@ static void recover_slot(tq *t, uint64_t dead, uint32_t idx, struct tq_recovery 
 		    ring_holds(t, tq__st_ring(st), st & TQ__POS_MASK, idx))
 			return;
 		break;
+	case TQ__K_FREE:
+		/* It died after storing FREE and before its pending free was
+		 * recorded: the bit may still be set. FREE means the payload
+		 * is gone, so clearing the bit of a FREE slot is always safe
+		 * (at worst early, for a slot someone else just freed). */
+		if (tq__load(&tq__slot_bits(t)[idx / 64]) & (1ull << (idx % 64))) {
+			tq__pool_give(tq__slot_bits(t), idx);
+			tq__wake_space(t);
+			rep->freed++;
+		}
+		return;
 	default:
-		return;                    /* FREE, DONE, RETIRED: nothing held */
+		return;                    /* DONE, RETIRED: nothing held */
 	}
 	hi = tq__held_add(t, tq__held(TQ__H_SLOT, idx));
 	if (hi < 0)
