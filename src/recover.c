@@ -385,3 +385,70 @@ int tq_tick(tq *t)
 		tq__delay_promote(t);
 	return 0;
 }
+
+/* Slots in live handles' recorded pending frees, not orphans. */
+static uint64_t pending_mask(tq *t, uint32_t w)
+{
+	uint64_t m = 0;
+
+	for (uint32_t p = 0; p < t->lay.procs; p++) {
+		struct tq__proc *rec = tq__proc_at(t, p);
+
+		if (tq__load_rlx(&rec->owner) && tq__load_rlx(&rec->free_word) == w)
+			m |= tq__load_rlx(&rec->free_mask);
+	}
+	return m;
+}
+
+/* The bits of one bitmap that are set on items whose own word says free. */
+static uint32_t sweep_bits(tq *t, uint64_t *bits, uint32_t n, bool is_slots)
+{
+	uint32_t freed = 0, nwords = (uint32_t)tq__bitmap_words(n);
+
+	for (uint32_t w = 0; w < nwords; w++) {
+		uint64_t skip = UINT64_MAX;
+
+		for (uint64_t m = tq__load_rlx(&bits[w]); m; m &= m - 1) {
+			uint32_t i = w * 64 + (uint32_t)__builtin_ctzll(m);
+			bool free_now;
+
+			if (i >= n)
+				break;
+			free_now = is_slots ?
+				tq__load(&tq__slot(t, i)->state) == tq__st(TQ__K_FREE, 0) :
+				tq__load(&tq__chunk(t, i)->owner) == 0;
+			if (free_now && is_slots) {
+				if (skip == UINT64_MAX)
+					skip = pending_mask(t, w);
+				free_now = !(skip & (1ull << (i % 64)));
+			}
+			if (free_now) {
+				tq__pool_give(bits, i);
+				freed++;
+			}
+		}
+	}
+	return freed;
+}
+
+int tq_sweep(tq *t, struct tq_recovery *report)
+{
+	struct tq_recovery rep;
+
+	if (!t)
+		return -EINVAL;
+	t->err[0] = 0;
+	memset(&rep, 0, sizeof(rep));
+	/* Our own pending frees are FREE with bits set too: give them first
+	 * so that they are not counted as repairs. */
+	tq__slot_flush(t);
+	rep.freed = sweep_bits(t, tq__slot_bits(t), t->lay.capacity, true) +
+		    sweep_bits(t, tq__chunk_bits(t), t->lay.nchunks, false);
+	if (rep.freed) {
+		tq__add(&t->hdr->repairs, rep.freed);
+		tq__wake_space(t);
+	}
+	if (report)
+		*report = rep;
+	return (int)rep.freed;
+}

@@ -41,7 +41,16 @@ struct opts {
 	bool once;
 	bool unlink_on_exit;
 	bool quiet;
+	long sweep_s;
 };
+
+static double mono_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
 
 static volatile sig_atomic_t stop;
 static FILE *logfp;
@@ -86,6 +95,7 @@ static void usage(FILE *f)
 		"      --mode OCTAL       permission bits (default 0600)\n"
 		"  -i, --interval-ms N    repair pass period, 1..1000 ms (default 10)\n"
 		"      --standby          if another tqd is active, wait and take over when it dies\n"
+		"      --sweep-s N        sweep for orphaned slots every N s, 0 never (default 10)\n"
 		"  -d, --daemon           run in the background (log to --log, else nowhere)\n"
 		"  -l, --log FILE         append log lines to FILE (default stderr)\n"
 		"  -f, --config FILE      read options from FILE: one 'name = value' per line,\n"
@@ -114,7 +124,7 @@ static int parse_num(const char *name, const char *v, unsigned long long max,
 }
 
 enum { O_QUEUES = 1000, O_LEVELS, O_CAPACITY, O_MAXPAYLOAD, O_PROCS, O_ARENA, O_MODE,
-       O_STANDBY, O_ONCE, O_UNLINK };
+       O_STANDBY, O_ONCE, O_UNLINK, O_SWEEP };
 
 static const struct option longopts[] = {
 	{ "segment", required_argument, NULL, 's' },
@@ -133,6 +143,7 @@ static const struct option longopts[] = {
 	{ "config", required_argument, NULL, 'f' },
 	{ "once", no_argument, NULL, O_ONCE },
 	{ "unlink-on-exit", no_argument, NULL, O_UNLINK },
+	{ "sweep-s", required_argument, NULL, O_SWEEP },
 	{ "quiet", no_argument, NULL, 'q' },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
@@ -273,6 +284,11 @@ static int apply(struct opts *o, int c, const char *arg)
 	case 'f': return read_config(o, arg);
 	case O_ONCE: o->once = true; return 0;
 	case O_UNLINK: o->unlink_on_exit = true; return 0;
+	case O_SWEEP:
+		if (parse_num("sweep-s", arg, 86400, &n, 10) < 0)
+			return -1;
+		o->sweep_s = (long)n;
+		return 0;
 	case 'q': o->quiet = true; return 0;
 	default: return -1;
 	}
@@ -332,6 +348,7 @@ int main(int argc, char **argv)
 	tq_config_init(&o.cfg);
 	o.segment = getenv("TQ_SEGMENT") && *getenv("TQ_SEGMENT") ? getenv("TQ_SEGMENT") : DEFAULT_SEGMENT;
 	o.interval_ms = 10;
+	o.sweep_s = 10;
 	logfp = stderr;
 	while ((c = getopt_long(argc, argv, "s:ci:dl:f:qh", longopts, NULL)) != -1) {
 		if (c == 'h') {
@@ -420,6 +437,8 @@ int main(int argc, char **argv)
 	if (!o.quiet)
 		say("supervising %s every %ld ms", o.segment, o.interval_ms);
 
+	double next_sweep = mono_s();
+
 	while (!stop) {
 		struct timespec nap = { 0, o.interval_ms * 1000000L };
 
@@ -430,6 +449,12 @@ int main(int argc, char **argv)
 		if (tq_recover(t, &rep) > 0)
 			report(&rep);
 		tq_tick(t);
+		if (o.sweep_s && mono_s() >= next_sweep) {
+			if (tq_sweep(t, &rep) > 0)
+				say("swept %u orphaned slot%s or chunk%s", rep.freed,
+				    rep.freed == 1 ? "" : "s", rep.freed == 1 ? "" : "s");
+			next_sweep = mono_s() + o.sweep_s;
+		}
 		nanosleep(&nap, NULL);
 	}
 	if (!o.quiet)

@@ -383,6 +383,19 @@ struct tq_recovery {
 TQ_API int tq_recover(tq *t, struct tq_recovery *report);
 
 /**
+ * Sweep the whole segment for storage that no process record names: free
+ * slots and free chunks whose bitmap bit is still set (a process killed in
+ * the few instructions between taking bits and claiming what they stand
+ * for). Safe while others work: an item's own state word is the truth, and
+ * a bit cleared early only makes an allocator's claim fail and retry; other
+ * handles' batched frees may be given back early, which is harmless. O(slots
+ * in use): tqd runs it every few seconds. Returns the number of items given
+ * back (report->freed). Payload blocks are not swept (they have no owner
+ * word); a supervisor sweeps them while no handle is attached (issue 3).
+ */
+TQ_API int tq_sweep(tq *t, struct tq_recovery *report);
+
+/**
  * Become the segment's one active supervisor. Returns 0 when this handle is
  * it; -EBUSY when another live handle is, after waiting up to timeout_ms
  * for it to go (0: do not wait, < 0: wait without limit; the holder's death
