@@ -146,12 +146,38 @@ done:
 	return 0;
 }
 
+/* Retry delay after the n-th attempt failed: d = min(cap, base * f^(n-1)),
+ * a random point of [d/2, d] ("equal jitter": spread out, never early by
+ * more than half). 0 when the queue retries at once. */
+static uint64_t backoff_ns(tq *t, struct tq__queue *qu, uint32_t n)
+{
+	uint64_t base = tq__load_rlx(&qu->retry_base_ms), cap = tq__load_rlx(&qu->retry_cap_ms);
+	uint64_t f = tq__load_rlx(&qu->retry_factor), d = base * 1000000ull;
+
+	if (!base)
+		return 0;
+	if (f < 100 || f > 1000)
+		f = 200;
+	for (uint32_t i = 1; i < n && d < cap * 1000000ull; i++)
+		d = d * f / 100;
+	if (d > cap * 1000000ull)
+		d = cap * 1000000ull;
+	/* xorshift64: per handle, seeded from its token and the clock. */
+	if (!t->rng)
+		t->rng = (t->token * 0x9e3779b97f4a7c15ull) ^ tq_now_ns() ^ 1;
+	t->rng ^= t->rng << 13;
+	t->rng ^= t->rng >> 7;
+	t->rng ^= t->rng << 17;
+	return d / 2 + (d / 2 ? t->rng % (d / 2 + 1) : 0);
+}
+
 int tq_fail(tq *t, uint64_t id)
 {
 	if (t)
 		t->err[0] = 0;
 	struct tq__slot *s;
 	uint32_t idx, q, lv;
+	uint64_t delay;
 	bool dead;
 	int hi, e;
 
@@ -165,10 +191,22 @@ int tq_fail(tq *t, uint64_t id)
 	if (!grab(t, idx))
 		return tq__fail(t, -ESTALE, "task %llu: lease lost", (unsigned long long)id);
 	dead = tq__load_rlx(&s->attempts) >= tq__load_rlx(&s->max_attempts);
-	if (dead)
+	delay = dead ? 0 : backoff_ns(t, tq__queue(t, q), tq__load_rlx(&s->attempts));
+	if (dead) {
 		e = tq__ring_push(t, tq__ring_dead(&t->lay, q), idx, TQ__K_DEAD);
-	else
+	} else if (delay) {
+		/* Wait in the delay wheel before it is ready again. */
+		uint64_t due = tq_now_ns() + delay;
+
+		tq__store_rlx(&s->due_ns, due);
+		e = tq__delay_push(t, idx, due);
+		if (e == 0)
+			tq__count(t, q, lv, TQ__C_DELAY_IN, 1);
+		else if (e == 1)
+			e = tq__publish_ready(t, idx, q, lv);
+	} else {
 		e = tq__publish_ready(t, idx, q, lv);
+	}
 	if (e < 0) {
 		ungrab(t, idx);
 		return tq__fail(t, e, "no room to requeue task %llu; it stays leased",

@@ -207,6 +207,9 @@ struct tq__queue {
 	uint32_t max_attempts;
 	uint32_t weight;
 	uint32_t paused;
+	uint32_t retry_base_ms;
+	uint32_t retry_cap_ms;
+	uint32_t retry_factor;   /* percent */
 	uint32_t level_weight[TQ_LEVELS_MAX];
 	_Alignas(TQ__CACHELINE) uint64_t count; /* tasks not finished (max_length only) */
 	_Alignas(TQ__CACHELINE) struct tq__waitq ready; /* workers waiting for tasks */

@@ -66,6 +66,9 @@ static int queue_setup(tq *t, uint32_t q, const char *name, const struct tq_queu
 	qu->max_attempts = qc && qc->max_attempts ? qc->max_attempts : DEF_MAX_ATTEMPTS;
 	qu->weight = qc && qc->weight ? qc->weight : 1;
 	qu->paused = 0;
+	qu->retry_base_ms = qc ? qc->retry_base_ms : 0;
+	qu->retry_cap_ms = qc && qc->retry_cap_ms ? qc->retry_cap_ms : 3600000u;
+	qu->retry_factor = qc && qc->retry_factor ? qc->retry_factor : 200u;
 	tq__store(&qu->count, 0);
 	for (uint32_t l = 0; l < TQ_LEVELS_MAX; l++) {
 		uint32_t w = qc ? qc->level_weight[l] : 0;
@@ -104,6 +107,11 @@ int tq_queue_declare(tq *t, const char *name, const struct tq_queue_config *qc)
 						qc->level_weight[l]);
 		if (qc->weight > (1u << 20))
 			return tq__fail(t, -EINVAL, "weight %u exceeds 2^20", qc->weight);
+		if (qc->retry_factor && (qc->retry_factor < 100 || qc->retry_factor > 1000))
+			return tq__fail(t, -EINVAL, "retry_factor %u%% is outside 100..1000",
+					qc->retry_factor);
+		if (qc->retry_base_ms > 86400000u || qc->retry_cap_ms > 86400000u)
+			return tq__fail(t, -EINVAL, "retry_base_ms and retry_cap_ms are at most a day");
 	}
 	n = t->lay.queues;
 	start = name_hash(name) % n;

@@ -440,6 +440,69 @@ static void test_unknown_ids(void)
 	CHECK_RET(tq_unlink(name), 0);
 }
 
+/* Retry backoff: a failed task waits in the delay wheel for at least half
+ * its backoff (equal jitter), the waits grow by the factor, and after the
+ * last attempt it goes to the dead letters at once. */
+static void test_retry_backoff(void)
+{
+	char name[TQ_NAME_MAX + 1];
+	struct tq_config cfg = tqt_small_config();
+	tq *t = tqt_create(name, &cfg);
+	struct tq_queue_config qc;
+	struct tq_lease_opts lo = { .timeout_ms = 5000 };
+	struct tq_task task;
+	struct tq_info in;
+	struct tq_stats st;
+	uint64_t id, t0;
+
+	memset(&qc, 0, sizeof qc);
+	qc.max_attempts = 3;
+	qc.retry_base_ms = 40;
+	qc.retry_factor = 300;
+	int q = CHECK_OK(tq_queue_declare(t, "retry", &qc));
+	CHECK_RET(tq_submit(t, q, "r", 1, NULL, &id), 0);
+
+	/* Attempt 1 fails: delayed by d in [20, 40] ms. */
+	CHECK_RET(tq_lease(t, &lo, &task, 1), 1);
+	t0 = tq_now_ns();
+	CHECK_RET(tq_fail(t, task.id), 0);
+	CHECK_RET(tq_get(t, id, &in), 0);
+	CHECK_EQU(in.state, TQ_STATE_DELAYED);
+	CHECK_GEU(in.due_ns, t0 + 20000000ull);
+	CHECK_RET(tq_stats(t, q, -1, &st), 0);
+	CHECK_EQU(st.delayed, 1);
+	CHECK_EQU(st.depth, 0);
+	struct tq_lease_opts now = { .timeout_ms = 0 };
+	CHECK_ERR(tq_lease(t, &now, &task, 1), -EAGAIN);
+	CHECK_RET(tq_lease(t, &lo, &task, 1), 1);
+	CHECK_GEU(tq_now_ns(), in.due_ns - 1000000ull);   /* not before (clock ms) */
+	CHECK_EQU(task.attempts, 2);
+
+	/* Attempt 2 fails: d = 120 ms, so at least 60 ms. */
+	t0 = tq_now_ns();
+	CHECK_RET(tq_fail(t, task.id), 0);
+	CHECK_RET(tq_get(t, id, &in), 0);
+	CHECK_EQU(in.state, TQ_STATE_DELAYED);
+	CHECK_GEU(in.due_ns, t0 + 60000000ull);
+	CHECK_RET(tq_lease(t, &lo, &task, 1), 1);
+	CHECK_EQU(task.attempts, 3);
+
+	/* The last attempt fails: dead letter at once, no wait. */
+	CHECK_RET(tq_fail(t, task.id), 1);
+	CHECK_RET(tq_get(t, id, &in), 0);
+	CHECK_EQU(in.state, TQ_STATE_DEAD);
+
+	/* Bad settings. */
+	qc.retry_factor = 99;
+	CHECK_ERR(tq_queue_declare(t, "bad1", &qc), -EINVAL);
+	qc.retry_factor = 1001;
+	CHECK_ERR(tq_queue_declare(t, "bad2", &qc), -EINVAL);
+	qc.retry_factor = 0;
+	qc.retry_base_ms = 86400001u;
+	CHECK_ERR(tq_queue_declare(t, "bad3", &qc), -EINVAL);
+	tq_detach(t);
+}
+
 int main(void)
 {
 	tqt_init("finish");
@@ -450,5 +513,6 @@ int main(void)
 	test_extend();
 	test_stale();
 	test_unknown_ids();
+	test_retry_backoff();
 	return 0;
 }

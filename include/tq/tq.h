@@ -128,6 +128,13 @@ struct tq_queue_config {
 	uint32_t weight;         /* share of this queue under TQ_POLICY_WEIGHTED (default 1) */
 	uint32_t level_weight[TQ_LEVELS_MAX]; /* share of each level under
 	                          * TQ_POLICY_WEIGHTED; 0 = default 2^(levels-1-l) */
+	/* Retry backoff after tq_fail(): attempt n waits a random time in
+	 * [d/2, d], d = min(retry_cap_ms, retry_base_ms * (retry_factor/100)^(n-1)),
+	 * in the delay wheel before it is ready again. retry_base_ms 0 = retry
+	 * at once (default). */
+	uint32_t retry_base_ms;
+	uint32_t retry_cap_ms;   /* 0 = 1 hour */
+	uint32_t retry_factor;   /* percent, 100..1000; 0 = 200 (doubling) */
 };
 
 /**
@@ -255,7 +262,8 @@ TQ_API int tq_lease(tq *t, const struct tq_lease_opts *opts, struct tq_task *out
  */
 TQ_API int tq_ack(tq *t, uint64_t id, const void *result, size_t result_len);
 
-/** Fail this attempt: back to ready (at the tail of its level) while
+/** Fail this attempt: back to ready (at the tail of its level, after the
+ * queue's retry backoff if it has one: TQ_STATE_DELAYED meanwhile) while
  * attempts remain, else to the queue's dead letters. Returns 0 when
  * requeued, 1 when dead-lettered. Errors as tq_ack(). */
 TQ_API int tq_fail(tq *t, uint64_t id);
