@@ -127,6 +127,10 @@ int tq__ring_pop(tq *t, uint32_t r, unsigned kind, uint64_t new_state, int hi, u
 bool tq__ring_maybe_ready(tq *t, uint32_t r);
 uint64_t tq__ring_wpos(tq *t, uint32_t r);
 uint64_t tq__ring_len(tq *t, uint32_t r);
+unsigned tq__ring_skip_stale(tq *t, uint32_t r, unsigned kind, unsigned max);
+unsigned tq__ring_list(tq *t, uint32_t r, unsigned kind, uint64_t *from, uint64_t *ids,
+		       unsigned max);
+bool tq__ring_head_live(tq *t, uint32_t r, unsigned kind, uint32_t *idx, uint64_t *st);
 
 /* wait.c: futex sleeping and waking in the shared mapping. */
 int tq__futex_wait(uint32_t *word, uint32_t val, int64_t deadline_ns);

@@ -209,6 +209,8 @@ int tq_forget(tq *t, uint64_t id)
 		if (hi < 0)
 			return hi;
 		finish_free(t, idx, hi);
+		if (tq__st_kind(st) == TQ__K_DEAD)
+			tq__ring_skip_stale(t, tq__st_ring(st), TQ__K_DEAD, 64);
 		return 0;
 	}
 	return e ? e : tq__fail(t, -EAGAIN, "task %llu changed too often", (unsigned long long)id);
@@ -362,7 +364,28 @@ int tq_requeue_dead(tq *t, uint64_t id)
 			tq__add(&tq__queue(t, q)->count, 1);
 		tq__count(t, q, lv, TQ__C_REQUEUED, 1);
 		tq__held_del(t, hi);
+		tq__ring_skip_stale(t, tq__st_ring(st), TQ__K_DEAD, 64);
 		return 0;
 	}
 	return e ? e : tq__fail(t, -EAGAIN, "task %llu changed too often", (unsigned long long)id);
+}
+
+int tq_dead_list(tq *t, int q, uint64_t *ids, unsigned max, uint64_t *cursor)
+{
+	uint64_t from;
+	int e;
+
+	if (!t)
+		return -EINVAL;
+	t->err[0] = 0;
+	e = tq__queue_check(t, q);
+	if (e < 0)
+		return e;
+	if (!ids || !cursor || max < 1)
+		return tq__fail(t, -EINVAL, "ids, cursor and max >= 1 are needed");
+	from = *cursor;
+	e = (int)tq__ring_list(t, tq__ring_dead(&t->lay, (uint32_t)q), TQ__K_DEAD, &from, ids,
+			       max > 1u << 20 ? 1u << 20 : max);
+	*cursor = from;
+	return e;
 }

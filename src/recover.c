@@ -376,6 +376,38 @@ int tq_supervisor_active(tq *t)
 	return t && tq__load(&t->hdr->supervisor) == t->token;
 }
 
+/* Keep a dead-letter ring short: skip the stale cells at its head, and
+ * when a long-lived dead letter pins the head while the ring holds much
+ * more behind it, move that letter to the tail (claimed by CAS, so a
+ * concurrent requeue or forget wins cleanly) so the stale cells behind it
+ * and their chunks can go. Dead letters thus never pin storage
+ * (beanstalkd #43, #570). */
+static void compact_dead(tq *t, uint32_t q)
+{
+	uint32_t r = tq__ring_dead(&t->lay, q), idx;
+	uint64_t st;
+
+	tq__ring_skip_stale(t, r, TQ__K_DEAD, 256);
+	for (int moved = 0; moved < 16 && tq__ring_len(t, r) > 2 * TQ__CHUNK_CELLS; moved++) {
+		int hi;
+
+		if (!tq__ring_head_live(t, r, TQ__K_DEAD, &idx, &st))
+			break;
+		hi = tq__held_add(t, tq__held(TQ__H_SLOT, idx));
+		if (hi < 0)
+			break;
+		if (tq__cas64(&tq__slot(t, idx)->state, st, tq__st(TQ__K_BUSY, t->token)) &&
+		    tq__ring_push(t, r, idx, TQ__K_DEAD) < 0) {
+			/* No chunk for it: it stays BUSY on our held list, for
+			 * recovery; should not happen, the cells it frees come
+			 * first. */
+			break;
+		}
+		tq__held_del(t, hi);
+		tq__ring_skip_stale(t, r, TQ__K_DEAD, 256);
+	}
+}
+
 int tq_tick(tq *t)
 {
 	if (!t)
@@ -383,6 +415,10 @@ int tq_tick(tq *t)
 	t->err[0] = 0;
 	if (tq__load_rlx(&t->hdr->delayed))
 		tq__delay_promote(t);
+	for (uint32_t q = 0; q < t->lay.queues; q++)
+		if (tq__load_rlx(&tq__queue(t, q)->state) == TQ__Q_ACTIVE &&
+		    tq__ring_len(t, tq__ring_dead(&t->lay, q)))
+			compact_dead(t, q);
 	return 0;
 }
 

@@ -294,3 +294,113 @@ int tq__ring_pop(tq *t, uint32_t r, unsigned kind, uint64_t new_state, int hi, u
 	}
 	return -EAGAIN;
 }
+
+/* Advance rpos over stale cells at the head of ring r: cells whose slot is
+ * no longer in the state (kind @ r, position) they published. Stops at the
+ * first live entry, an empty cell, or after max cells. Used on rings nobody
+ * pops (the dead letters), whose entries leave by CAS on their slots, so
+ * that their chunks go back to the pool. Returns the cells skipped. */
+unsigned tq__ring_skip_stale(tq *t, uint32_t r, unsigned kind, unsigned max)
+{
+	struct tq__ring *rg = tq__ring(t, r);
+	unsigned skipped = 0;
+
+	for (unsigned tries = 0; skipped < max && tries < 4 * max + 16; tries++) {
+		uint64_t rp = tq__load(&rg->rpos), hd = tq__load(&rg->head), gn, base, v, pair;
+		uint32_t c = LOW(hd), g = GEN(hd), next, idx;
+
+		if (c >= t->lay.nchunks || !chunk_read(t, c, g, &gn, &base) || rp < base)
+			return skipped;
+		if (rp - base >= TQ__CHUNK_CELLS) {
+			next = LOW(gn);
+			if (next == TQ__NIL || next >= t->lay.nchunks)
+				return skipped;
+			if (next_pair(t, c, g, next, &pair) && tq__cas64(&rg->head, hd, pair))
+				chunk_free(t, c);
+			continue;
+		}
+		v = tq__load(&tq__cells(t, c)[rp - base]);
+		if (GEN(v) != g || LOW(v) == 0)
+			return skipped;
+		idx = LOW(v) - 1;
+		if (idx >= t->lay.capacity ||
+		    tq__load(&tq__slot(t, idx)->state) == tq__st_at(kind, r, rp))
+			return skipped;        /* live: it pins the head */
+		if (tq__cas64(&rg->rpos, rp, rp + 1))
+			skipped++;
+	}
+	return skipped;
+}
+
+/* The slot at the head of ring r if it is a live (kind @ r, rpos) entry. */
+bool tq__ring_head_live(tq *t, uint32_t r, unsigned kind, uint32_t *idx, uint64_t *st)
+{
+	struct tq__ring *rg = tq__ring(t, r);
+	uint64_t rp = tq__load(&rg->rpos), hd = tq__load(&rg->head), gn, base, v;
+	uint32_t c = LOW(hd), g = GEN(hd);
+
+	if (c >= t->lay.nchunks || !chunk_read(t, c, g, &gn, &base) || rp < base ||
+	    rp - base >= TQ__CHUNK_CELLS)
+		return false;
+	v = tq__load(&tq__cells(t, c)[rp - base]);
+	if (GEN(v) != g || LOW(v) == 0 || LOW(v) - 1 >= t->lay.capacity)
+		return false;
+	*idx = LOW(v) - 1;
+	*st = tq__load(&tq__slot(t, *idx)->state);
+	return *st == tq__st_at(kind, r, rp);
+}
+
+/* Live (kind @ r, position) entries of ring r from position *from on, up
+ * to max, as task IDs; *from is set past the last position looked at.
+ * Concurrent changes may make an entry show or not; none shows twice in
+ * one call, and the walk restarts from the head when a chunk moves. */
+unsigned tq__ring_list(tq *t, uint32_t r, unsigned kind, uint64_t *from, uint64_t *ids,
+		       unsigned max)
+{
+	struct tq__ring *rg = tq__ring(t, r);
+	unsigned n = 0;
+
+	for (int restarts = 0; restarts < 64 && n < max; restarts++) {
+		uint64_t hd = tq__load(&rg->head), wp = tq__load(&rg->wpos), gn, base;
+		uint32_t c = LOW(hd), g = GEN(hd);
+		bool moved = false;
+
+		if (*from < tq__load(&rg->rpos))
+			*from = tq__load(&rg->rpos);
+		for (uint32_t steps = 0; steps < t->lay.nchunks && n < max && *from < wp; steps++) {
+			if (c >= t->lay.nchunks || !chunk_read(t, c, g, &gn, &base)) {
+				moved = true;
+				break;
+			}
+			if (*from < base) {
+				moved = true;
+				break;
+			}
+			for (; *from - base < TQ__CHUNK_CELLS && *from < wp && n < max; (*from)++) {
+				uint64_t v = tq__load(&tq__cells(t, c)[*from - base]);
+				uint32_t idx;
+				struct tq__slot *s;
+
+				if (GEN(v) != g) {
+					moved = true;
+					break;
+				}
+				if (LOW(v) == 0 || LOW(v) - 1 >= t->lay.capacity)
+					continue;
+				idx = LOW(v) - 1;
+				s = tq__slot(t, idx);
+				if (tq__load(&s->state) == tq__st_at(kind, r, *from))
+					ids[n++] = ((uint64_t)tq__load(&s->gen) << 32) | idx;
+			}
+			if (moved || *from - base < TQ__CHUNK_CELLS)
+				break;
+			c = LOW(gn);
+			if (c == TQ__NIL || c >= t->lay.nchunks)
+				break;
+			g = GEN(tq__load(&tq__chunk(t, c)->gen_next));
+		}
+		if (!moved)
+			break;
+	}
+	return n;
+}

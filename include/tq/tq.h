@@ -326,6 +326,16 @@ TQ_API int tq_set_level(tq *t, uint64_t id, unsigned level);
 /** Put a DEAD task back to ready at its level, with its attempts reset. */
 TQ_API int tq_requeue_dead(tq *t, uint64_t id);
 
+/**
+ * List the dead letters of queue q, oldest first: up to max task IDs into
+ * ids, starting at *cursor (set it to 0 to begin); *cursor is then set so
+ * that the next call goes on. Returns how many were written; 0 at the end.
+ * Letters requeued or forgotten meanwhile may or may not show; none shows
+ * twice in one pass. Purging is tq_forget() of each, requeuing
+ * tq_requeue_dead() of each. Errors: -ENOENT, -EINVAL.
+ */
+TQ_API int tq_dead_list(tq *t, int q, uint64_t *ids, unsigned max, uint64_t *cursor);
+
 /* ------------------------------------------------------------------------
  * Counters. Read without stopping anyone; each counter is exact once the
  * callers that change it are quiet.
