@@ -389,3 +389,133 @@ int tq_dead_list(tq *t, int q, uint64_t *ids, unsigned max, uint64_t *cursor)
 	*cursor = from;
 	return e;
 }
+
+/* Cursor of tq_list(): which ring (or process record) in the top 12 bits,
+ * the position in it (or held index) in the low 52. */
+#define CUR_RING(c)   ((uint32_t)((c) >> 52))
+#define CUR_POS(c)    ((c) & ((1ull << 52) - 1))
+#define CUR(r, p)     (((uint64_t)(r) << 52) | (p))
+
+static bool wanted(tq *t, uint64_t id, uint32_t q, int level)
+{
+	struct tq__slot *s = tq__slot(t, (uint32_t)id);
+
+	return tq__load_rlx(&s->queue) == q && (level < 0 || tq__load_rlx(&s->level) == (uint32_t)level);
+}
+
+/* Entries of one ring of kind `kind` from *pos, filtered to queue q and
+ * level, into ids[n..max). */
+static unsigned list_ring(tq *t, uint32_t r, unsigned kind, uint64_t *pos, uint32_t q, int level,
+			  bool filter, uint64_t *ids, unsigned n, unsigned max)
+{
+	uint64_t buf[64];
+
+	while (n < max) {
+		uint64_t before = *pos;
+		unsigned want = max - n < 64 ? max - n : 64, got;
+
+		got = tq__ring_list(t, r, kind, pos, buf, want);
+		for (unsigned k = 0; k < got; k++)
+			if (!filter || wanted(t, buf[k], q, level))
+				ids[n++] = buf[k];
+		if (got < want || *pos == before)
+			break;                 /* the end of this ring */
+	}
+	return n;
+}
+
+int tq_list(tq *t, int q, int level, unsigned state, uint64_t *ids, unsigned max,
+	    uint64_t *cursor)
+{
+	uint32_t levels, ring, first, last;
+	unsigned n = 0;
+	uint64_t pos;
+	int e;
+
+	if (!t)
+		return -EINVAL;
+	t->err[0] = 0;
+	e = tq__queue_check(t, q);
+	if (e < 0)
+		return e;
+	levels = t->lay.levels;
+	if (!ids || !cursor || max < 1)
+		return tq__fail(t, -EINVAL, "ids, cursor and max >= 1 are needed");
+	if (level >= (int)levels)
+		return tq__fail(t, -EINVAL, "level %d, the segment has %u", level, levels);
+	if (max > 1u << 20)
+		max = 1u << 20;
+	ring = CUR_RING(*cursor);
+	pos = CUR_POS(*cursor);
+
+	switch (state) {
+	case TQ_STATE_PENDING:
+		/* One ready ring per level: the cursor's ring is the level. */
+		first = level < 0 ? 0 : (uint32_t)level;
+		last = level < 0 ? levels - 1 : (uint32_t)level;
+		if (ring < first) {
+			ring = first;
+			pos = 0;
+		}
+		while (ring <= last) {
+			n = list_ring(t, tq__ring_ready(&t->lay, (uint32_t)q, ring), TQ__K_READY, &pos,
+				      (uint32_t)q, level, false, ids, n, max);
+			if (n >= max)
+				break;          /* go on here next time */
+			ring++;
+			pos = 0;
+		}
+		break;
+	case TQ_STATE_DELAYED:
+		/* The wheel's buckets and the far ring, shared by all queues. */
+		while (ring <= TQ__WHEEL) {
+			n = list_ring(t, tq__ring_wheel(&t->lay, ring), TQ__K_DELAYED, &pos,
+				      (uint32_t)q, level, true, ids, n, max);
+			if (n >= max)
+				break;
+			ring++;
+			pos = 0;
+		}
+		break;
+	case TQ_STATE_DEAD:
+		if (ring == 0)
+			n = list_ring(t, tq__ring_dead(&t->lay, (uint32_t)q), TQ__K_DEAD, &pos,
+				      (uint32_t)q, level, level >= 0, ids, n, max);
+		ring = n < max ? 1 : 0;
+		break;
+	case TQ_STATE_LEASED:
+		/* Every handle's held list: the cursor's ring is the record. */
+		for (; ring < t->lay.procs && n < max; ring++, pos = 0) {
+			struct tq__proc *rec = tq__proc_at(t, ring);
+			uint64_t token = tq__load(&rec->owner) & TQ__TOKEN_MASK;
+
+			if (!token)
+				continue;
+			for (; pos < TQ_HELD_MAX && n < max; pos++) {
+				uint32_t h = tq__load(&rec->held[pos]), idx = h & 0x3fffffffu;
+				struct tq__slot *s;
+				uint64_t id;
+
+				if (h >> 30 != TQ__H_SLOT || idx >= t->lay.capacity)
+					continue;
+				s = tq__slot(t, idx);
+				id = ((uint64_t)tq__load(&s->gen) << 32) | idx;
+				if (tq__load(&s->state) == tq__st(TQ__K_LEASED, token) &&
+				    wanted(t, id, (uint32_t)q, level))
+					ids[n++] = id;
+			}
+			if (pos < TQ_HELD_MAX)
+				break;
+		}
+		break;
+	default:
+		return tq__fail(t, -EINVAL, "state %u cannot be listed", state);
+	}
+	/* Where the next call goes on (for a full page, where this one
+	 * stopped; else the end). */
+	if (state == TQ_STATE_DEAD)
+		*cursor = n < max ? CUR(1, 0) : CUR(0, pos);
+	else
+		*cursor = CUR(ring, pos);
+	return (int)n;
+}

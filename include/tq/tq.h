@@ -323,6 +323,18 @@ TQ_API int tq_cancel(tq *t, uint64_t id);
  * tail of that level). -EBUSY when not pending, -EINVAL bad level. */
 TQ_API int tq_set_level(tq *t, uint64_t id, unsigned level);
 
+/**
+ * List tasks of queue q in one state: TQ_STATE_PENDING (at `level`, or at
+ * every level with level < 0, most urgent first, FIFO within a level),
+ * TQ_STATE_DELAYED, TQ_STATE_LEASED or TQ_STATE_DEAD. Up to max task IDs go
+ * into ids, starting at *cursor (0 to begin); *cursor is set so that the
+ * next call goes on; returns how many were written, 0 at the end. A
+ * snapshot taken while others work: tasks that change state meanwhile may
+ * or may not show, none shows twice in one pass. Errors: -ENOENT, -EINVAL.
+ */
+TQ_API int tq_list(tq *t, int q, int level, unsigned state, uint64_t *ids, unsigned max,
+		   uint64_t *cursor);
+
 /** Put a DEAD task back to ready at its level, with its attempts reset. */
 TQ_API int tq_requeue_dead(tq *t, uint64_t id);
 
