@@ -104,6 +104,7 @@ int tq_ack(tq *t, uint64_t id, const void *result, size_t result_len)
 		t->err[0] = 0;
 	struct tq__slot *s;
 	uint32_t idx, q, lv;
+	uint64_t ttl;
 	int hi, e;
 
 	e = leased(t, id, &idx, &hi);
@@ -137,7 +138,13 @@ int tq_ack(tq *t, uint64_t id, const void *result, size_t result_len)
 			ungrab(t, idx);
 			return tq__fail(t, e, "no room for a result of %zu bytes", result_len);
 		}
-		tq__store(&s->state, tq__st(TQ__K_DONE, 0));
+		ttl = tq__load_rlx(&tq__queue(t, q)->result_ttl_ms);
+		tq__store_rlx(&s->due_ns, ttl ? tq_now_ns() + ttl * 1000000ull : TQ__NO_DUE);
+		/* With a TTL the result waits in the queue's results ring,
+		 * oldest first, for tq_tick() to forget it; without one (or
+		 * without room there) it stays until forgotten. */
+		if (!ttl || tq__ring_push(t, tq__ring_done(&t->lay, q), idx, TQ__K_DONE) < 0)
+			tq__store(&s->state, tq__st(TQ__K_DONE, 0));
 	}
 done:
 	done_with(t, idx, hi);

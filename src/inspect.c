@@ -209,8 +209,8 @@ int tq_forget(tq *t, uint64_t id)
 		if (hi < 0)
 			return hi;
 		finish_free(t, idx, hi);
-		if (tq__st_kind(st) == TQ__K_DEAD)
-			tq__ring_skip_stale(t, tq__st_ring(st), TQ__K_DEAD, 64);
+		if (tq__st_kind(st) == TQ__K_DEAD || tq__st_arg(st))
+			tq__ring_skip_stale(t, tq__st_ring(st), tq__st_kind(st), 64);
 		return 0;
 	}
 	return e ? e : tq__fail(t, -EAGAIN, "task %llu changed too often", (unsigned long long)id);

@@ -210,6 +210,7 @@ struct tq__queue {
 	uint32_t retry_base_ms;
 	uint32_t retry_cap_ms;
 	uint32_t retry_factor;   /* percent */
+	uint32_t result_ttl_ms;  /* 0: results kept until forgotten */
 	uint32_t level_weight[TQ_LEVELS_MAX];
 	_Alignas(TQ__CACHELINE) uint64_t count; /* tasks not finished (max_length only) */
 	_Alignas(TQ__CACHELINE) struct tq__waitq ready; /* workers waiting for tasks */
@@ -304,9 +305,13 @@ static inline uint32_t tq__ring_dead(const struct tq__layout *l, uint32_t q)
 {
 	return l->queues * l->levels + q;
 }
+static inline uint32_t tq__ring_done(const struct tq__layout *l, uint32_t q)
+{
+	return l->queues * (l->levels + 1) + q;  /* results with a TTL */
+}
 static inline uint32_t tq__ring_wheel(const struct tq__layout *l, uint32_t b)
 {
-	return l->queues * (l->levels + 1) + b;  /* b == TQ__WHEEL: the far ring */
+	return l->queues * (l->levels + 2) + b;  /* b == TQ__WHEEL: the far ring */
 }
 
 int tq__layout_compute(const struct tq_config *cfg, struct tq__layout *lay);

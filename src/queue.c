@@ -69,6 +69,7 @@ static int queue_setup(tq *t, uint32_t q, const char *name, const struct tq_queu
 	qu->retry_base_ms = qc ? qc->retry_base_ms : 0;
 	qu->retry_cap_ms = qc && qc->retry_cap_ms ? qc->retry_cap_ms : 3600000u;
 	qu->retry_factor = qc && qc->retry_factor ? qc->retry_factor : 200u;
+	qu->result_ttl_ms = qc ? qc->result_ttl_ms : 0;
 	tq__store(&qu->count, 0);
 	for (uint32_t l = 0; l < TQ_LEVELS_MAX; l++) {
 		uint32_t w = qc ? qc->level_weight[l] : 0;
@@ -79,7 +80,8 @@ static int queue_setup(tq *t, uint32_t q, const char *name, const struct tq_queu
 		if (e < 0)
 			return e;
 	}
-	return tq__ring_init(t, tq__ring_dead(&t->lay, q));
+	e = tq__ring_init(t, tq__ring_dead(&t->lay, q));
+	return e < 0 ? e : tq__ring_init(t, tq__ring_done(&t->lay, q));
 }
 
 int tq_queue_declare(tq *t, const char *name, const struct tq_queue_config *qc)

@@ -157,6 +157,12 @@ static void recover_slot(tq *t, uint64_t dead, uint32_t idx, struct tq_recovery 
 		if (tq__st_arg(st) != dead)
 			return;            /* another handle's now */
 		break;
+	case TQ__K_DONE:
+		if (!tq__st_arg(st))
+			return;            /* a result kept until forgotten */
+		/* A result with a TTL, in (or on its way to) its queue's
+		 * results ring: as the published kinds below. */
+		__attribute__((fallthrough));
 	case TQ__K_READY:
 	case TQ__K_DELAYED:
 	case TQ__K_DEAD:
@@ -178,7 +184,7 @@ static void recover_slot(tq *t, uint64_t dead, uint32_t idx, struct tq_recovery 
 		}
 		return;
 	default:
-		return;                    /* DONE, RETIRED: nothing held */
+		return;                    /* RETIRED: nothing held */
 	}
 	hi = tq__held_add(t, tq__held(TQ__H_SLOT, idx));
 	if (hi < 0)
@@ -197,7 +203,8 @@ static void recover_slot(tq *t, uint64_t dead, uint32_t idx, struct tq_recovery 
 		end_lease(t, idx, rep);
 		break;
 	case TQ__K_DEAD:
-		if (tq__ring_push(t, tq__st_ring(st), idx, TQ__K_DEAD) == 0)
+	case TQ__K_DONE:
+		if (tq__ring_push(t, tq__st_ring(st), idx, kind) == 0)
 			rep->requeued++;
 		break;
 	default:                       /* BUSY, or READY/DELAYED not yet in its ring */
@@ -408,17 +415,53 @@ static void compact_dead(tq *t, uint32_t q)
 	}
 }
 
+/* Forget results whose TTL has passed, from the head of the queue's
+ * results ring (acks come in order and the TTL is the queue's, so the head
+ * expires first). */
+static void expire_results(tq *t, uint32_t q, uint64_t now)
+{
+	uint32_t r = tq__ring_done(&t->lay, q), idx;
+	uint64_t st;
+
+	tq__ring_skip_stale(t, r, TQ__K_DONE, 256);
+	for (int n = 0; n < 256 && tq__ring_head_live(t, r, TQ__K_DONE, &idx, &st); n++) {
+		struct tq__slot *s = tq__slot(t, idx);
+		int hi;
+
+		if (tq__load_rlx(&s->due_ns) > now)
+			break;
+		hi = tq__held_add(t, tq__held(TQ__H_SLOT, idx));
+		if (hi < 0)
+			break;
+		if (tq__cas64(&s->state, st, tq__st(TQ__K_FREEING, t->token))) {
+			tq__payload_drop(t, s);
+			tq__store(&s->state, tq__st(TQ__K_FREE, 0));
+			tq__slot_release(t, idx);
+			tq__slot_flush(t);
+		}
+		tq__held_del(t, hi);
+		tq__ring_skip_stale(t, r, TQ__K_DONE, 256);
+	}
+}
+
 int tq_tick(tq *t)
 {
+	uint64_t now;
+
 	if (!t)
 		return -EINVAL;
 	t->err[0] = 0;
 	if (tq__load_rlx(&t->hdr->delayed))
 		tq__delay_promote(t);
-	for (uint32_t q = 0; q < t->lay.queues; q++)
-		if (tq__load_rlx(&tq__queue(t, q)->state) == TQ__Q_ACTIVE &&
-		    tq__ring_len(t, tq__ring_dead(&t->lay, q)))
+	now = tq_now_ns();
+	for (uint32_t q = 0; q < t->lay.queues; q++) {
+		if (tq__load_rlx(&tq__queue(t, q)->state) != TQ__Q_ACTIVE)
+			continue;
+		if (tq__ring_len(t, tq__ring_dead(&t->lay, q)))
 			compact_dead(t, q);
+		if (tq__ring_len(t, tq__ring_done(&t->lay, q)))
+			expire_results(t, q, now);
+	}
 	return 0;
 }
 

@@ -136,7 +136,7 @@ int tq__layout_compute(const struct tq_config *cfg, struct tq__layout *l)
 	l->chunk_cells = TQ__CHUNK_CELLS;
 	l->stripes = TQ__STRIPES;
 	l->wheel = TQ__WHEEL;
-	l->nrings = cfg->queues * (cfg->levels + 1) + TQ__WHEEL + 1;
+	l->nrings = cfg->queues * (cfg->levels + 2) + TQ__WHEEL + 1;
 	l->nchunks = 2 * ((cfg->capacity + TQ__CHUNK_CELLS - 1) / TQ__CHUNK_CELLS) +
 		     2 * l->nrings + 16;
 

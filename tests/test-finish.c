@@ -503,6 +503,55 @@ static void test_retry_backoff(void)
 	tq_detach(t);
 }
 
+/* Results with a TTL are forgotten by tq_tick() once it has passed; without
+ * one they stay. */
+static void test_result_ttl(void)
+{
+	char name[TQ_NAME_MAX + 1];
+	struct tq_config cfg = tqt_small_config();
+	tq *t = tqt_create(name, &cfg);
+	struct tq_queue_config qc;
+	struct tq_lease_opts lo = { 0 };
+	struct tq_task task;
+	struct tq_info in;
+	uint64_t a, b, keep;
+	char buf[8];
+
+	memset(&qc, 0, sizeof qc);
+	qc.result_ttl_ms = 30;
+	int q = CHECK_OK(tq_queue_declare(t, "ttl", &qc));
+	int k = CHECK_OK(tq_queue_declare(t, "keep", NULL));
+	CHECK_RET(tq_submit(t, q, "a", 1, NULL, &a), 0);
+	CHECK_RET(tq_submit(t, q, "b", 1, NULL, &b), 0);
+	CHECK_RET(tq_submit(t, k, "k", 1, NULL, &keep), 0);
+	for (int i = 0; i < 3; i++) {
+		CHECK_RET(tq_lease(t, &lo, &task, 1), 1);
+		CHECK_RET(tq_ack(t, task.id, "res", 3), 0);
+	}
+	CHECK_RET(tq_result(t, a, buf, sizeof buf), 3);
+	CHECK_RET(tq_get(t, a, &in), 0);
+	CHECK_EQU(in.state, TQ_STATE_DONE);
+	CHECK_GEU(in.due_ns, 1);
+	/* Forgotten by hand before its time: fine, and the ring skips it. */
+	CHECK_RET(tq_forget(t, b), 0);
+	/* Not yet: a tick right away keeps it. */
+	CHECK_RET(tq_tick(t), 0);
+	CHECK_RET(tq_get(t, a, &in), 0);
+	uint64_t t0 = tq_now_ns();
+	while (tq_get(t, a, &in) == 0 && tq_now_ns() - t0 < 5000000000ull) {
+		tqt_sleep_ms(5);
+		CHECK_RET(tq_tick(t), 0);
+	}
+	CHECK_ERR(tq_get(t, a, &in), -ENOENT);
+	CHECK_GEU(tq_now_ns() - t0, 1);
+	/* The queue without a TTL keeps its result. */
+	CHECK_RET(tq_result(t, keep, buf, sizeof buf), 3);
+	struct tq_segment_info si;
+	CHECK_RET(tq_segment_info(t, &si), 0);
+	CHECK_EQU(si.tasks_held, 1);
+	tq_detach(t);
+}
+
 int main(void)
 {
 	tqt_init("finish");
@@ -514,5 +563,6 @@ int main(void)
 	test_stale();
 	test_unknown_ids();
 	test_retry_backoff();
+	test_result_ttl();
 	return 0;
 }

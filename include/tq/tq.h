@@ -135,6 +135,9 @@ struct tq_queue_config {
 	uint32_t retry_base_ms;
 	uint32_t retry_cap_ms;   /* 0 = 1 hour */
 	uint32_t retry_factor;   /* percent, 100..1000; 0 = 200 (doubling) */
+	uint32_t result_ttl_ms;  /* results of acked tasks are forgotten this long
+	                          * after the ack (by tq_tick(), so by tqd);
+	                          * 0 = kept until tq_forget() (default) */
 };
 
 /**
