@@ -45,6 +45,7 @@ struct tq {
 	int64_t *wrr;              /* per (queue, level): weighted round robin */
 	bool spin_ok;              /* tasks came while spinning: spin again */
 	uint64_t rng;              /* xorshift state for retry jitter */
+	uint64_t *sweep_prev;      /* tq_sweep(): free items with bits set last time */
 	uint32_t free_word;        /* slot bitmap word of the pending frees */
 	uint64_t free_mask;        /* freed slots whose bits are not cleared yet */
 	uint32_t free_count;

@@ -12,6 +12,7 @@
  * slot or chunk is in, by CAS from exactly that state, which makes every
  * step safe to repeat. docs/protocols.md, "Recovery", has the table.
  */
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -479,13 +480,17 @@ static uint64_t pending_mask(tq *t, uint32_t w)
 	return m;
 }
 
-/* The bits of one bitmap that are set on items whose own word says free. */
-static uint32_t sweep_bits(tq *t, uint64_t *bits, uint32_t n, bool is_slots)
+/* The bits of one bitmap that are set on items whose own word says free,
+ * and were so at the previous sweep too (prev[], this handle's memory of
+ * it): an allocator between taking bits and claiming items, or a handle
+ * between freeing and clearing, holds that state for nanoseconds, an
+ * orphan for ever. */
+static uint32_t sweep_bits(tq *t, uint64_t *bits, uint32_t n, bool is_slots, uint64_t *prev)
 {
 	uint32_t freed = 0, nwords = (uint32_t)tq__bitmap_words(n);
 
 	for (uint32_t w = 0; w < nwords; w++) {
-		uint64_t skip = UINT64_MAX;
+		uint64_t skip = UINT64_MAX, seen = 0;
 
 		for (uint64_t m = tq__load_rlx(&bits[w]); m; m &= m - 1) {
 			uint32_t i = w * 64 + (uint32_t)__builtin_ctzll(m);
@@ -501,11 +506,16 @@ static uint32_t sweep_bits(tq *t, uint64_t *bits, uint32_t n, bool is_slots)
 					skip = pending_mask(t, w);
 				free_now = !(skip & (1ull << (i % 64)));
 			}
-			if (free_now) {
-				tq__pool_give(bits, i);
-				freed++;
+			if (!free_now)
+				continue;
+			if (!(prev[w] & (1ull << (i % 64)))) {
+				seen |= 1ull << (i % 64);   /* first sighting */
+				continue;
 			}
+			tq__pool_give(bits, i);
+			freed++;
 		}
+		prev[w] = seen;
 	}
 	return freed;
 }
@@ -521,8 +531,15 @@ int tq_sweep(tq *t, struct tq_recovery *report)
 	/* Our own pending frees are FREE with bits set too: give them first
 	 * so that they are not counted as repairs. */
 	tq__slot_flush(t);
-	rep.freed = sweep_bits(t, tq__slot_bits(t), t->lay.capacity, true) +
-		    sweep_bits(t, tq__chunk_bits(t), t->lay.nchunks, false);
+	if (!t->sweep_prev) {
+		t->sweep_prev = calloc(tq__bitmap_words(t->lay.capacity) +
+				       tq__bitmap_words(t->lay.nchunks), sizeof(uint64_t));
+		if (!t->sweep_prev)
+			return tq__fail(t, -ENOMEM, "no memory for the sweep");
+	}
+	rep.freed = sweep_bits(t, tq__slot_bits(t), t->lay.capacity, true, t->sweep_prev) +
+		    sweep_bits(t, tq__chunk_bits(t), t->lay.nchunks, false,
+			       t->sweep_prev + tq__bitmap_words(t->lay.capacity));
 	if (rep.freed) {
 		tq__add(&t->hdr->repairs, rep.freed);
 		tq__wake_space(t);

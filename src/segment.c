@@ -236,6 +236,7 @@ static void handle_free(tq *t)
 	if (t->base)
 		munmap(t->base, t->size);
 	free(t->wrr);
+	free(t->sweep_prev);
 	free(t);
 }
 

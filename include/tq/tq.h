@@ -419,7 +419,8 @@ TQ_API int tq_recover(tq *t, struct tq_recovery *report);
  * Sweep the whole segment for storage that no process record names: free
  * slots and free chunks whose bitmap bit is still set (a process killed in
  * the few instructions between taking bits and claiming what they stand
- * for). Safe while others work: an item's own state word is the truth, and
+ * for), found so by two successive sweeps of this handle (a live
+ * allocator holds that state for nanoseconds, an orphan for ever). Safe while others work: an item's own state word is the truth, and
  * a bit cleared early only makes an allocator's claim fail and retry; other
  * handles' batched frees may be given back early, which is harmless. O(slots
  * in use): tqd runs it every few seconds. Returns the number of items given
