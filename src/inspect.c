@@ -182,192 +182,152 @@ static int place(tq *t, uint32_t idx, uint32_t *q, uint32_t *lv)
 	return 0;
 }
 
+/* A task this handle has taken for an action. */
+struct grabbed {
+	uint32_t idx, q, lv;
+	uint64_t st;                   /* the state it was taken from */
+	int hi;                        /* its held entry */
+};
+
+#define KIND(k) (1u << (k))
+
+/* Look task id up and take its slot, from whatever state it is in if that
+ * state's kind is in `kinds`, to FREEING(us) (freeing) or BUSY(us), named on
+ * our held list; retried while the state moves. 0, or -ENOENT (gone),
+ * -EBUSY (in another state: "task N is not <what>"), -EPROTO, -ENOBUFS,
+ * -EAGAIN (changed too often). */
+static int grab_task(tq *t, uint64_t id, unsigned kinds, bool freeing, const char *what,
+		     struct grabbed *g)
+{
+	int e = tq__slot_lookup(t, id, &g->idx);
+
+	for (int tries = 0; e == 0 && tries < TRIES; tries++) {
+		e = state_of(t, id, g->idx, &g->st);
+		if (e < 0)
+			return e;
+		if (!(kinds & KIND(tq__st_kind(g->st))))
+			return tq__fail(t, -EBUSY, "task %llu is not %s", (unsigned long long)id, what);
+		e = place(t, g->idx, &g->q, &g->lv);
+		if (e < 0)
+			return e;
+		g->hi = freeing ? take_free(t, g->idx, g->st) : take(t, g->idx, g->st);
+		if (g->hi == -EAGAIN)
+			continue;
+		return g->hi < 0 ? g->hi : 0;
+	}
+	return e ? e : tq__fail(t, -EAGAIN, "task %llu changed too often", (unsigned long long)id);
+}
+
 int tq_forget(tq *t, uint64_t id)
 {
-	if (t)
-		t->err[0] = 0;
-	uint32_t idx, q, lv;
-	uint64_t st;
-	int e, hi;
+	struct grabbed g;
+	int e;
 
 	if (!t)
 		return -EINVAL;
-	e = tq__slot_lookup(t, id, &idx);
-	for (int tries = 0; e == 0 && tries < TRIES; tries++) {
-		e = state_of(t, id, idx, &st);
-		if (e < 0)
-			return e;
-		if (tq__st_kind(st) != TQ__K_DONE && tq__st_kind(st) != TQ__K_DEAD)
-			return tq__fail(t, -EBUSY, "task %llu is neither done nor dead",
-					(unsigned long long)id);
-		e = place(t, idx, &q, &lv);
-		if (e < 0)
-			return e;
-		hi = take_free(t, idx, st);
-		if (hi == -EAGAIN)
-			continue;
-		if (hi < 0)
-			return hi;
-		finish_free(t, idx, hi);
-		if (tq__st_kind(st) == TQ__K_DEAD || tq__st_arg(st))
-			tq__ring_skip_stale(t, tq__st_ring(st), tq__st_kind(st), 64);
-		return 0;
-	}
-	return e ? e : tq__fail(t, -EAGAIN, "task %llu changed too often", (unsigned long long)id);
+	t->err[0] = 0;
+	e = grab_task(t, id, KIND(TQ__K_DONE) | KIND(TQ__K_DEAD), true, "done or dead", &g);
+	if (e < 0)
+		return e;
+	finish_free(t, g.idx, g.hi);
+	/* A dead letter or a result with a TTL leaves a stale ring cell. */
+	if (tq__st_kind(g.st) == TQ__K_DEAD || tq__st_arg(g.st))
+		tq__ring_skip_stale(t, tq__st_ring(g.st), tq__st_kind(g.st), 64);
+	return 0;
 }
 
 int tq_cancel(tq *t, uint64_t id)
 {
-	if (t)
-		t->err[0] = 0;
-	uint32_t idx, q, lv;
-	uint64_t st;
-	unsigned kind;
-	int e, hi;
+	struct grabbed g;
+	int e;
 
 	if (!t)
 		return -EINVAL;
-	e = tq__slot_lookup(t, id, &idx);
-	for (int tries = 0; e == 0 && tries < TRIES; tries++) {
-		e = state_of(t, id, idx, &st);
-		if (e < 0)
-			return e;
-		kind = tq__st_kind(st);
-		if (kind == TQ__K_FREE)
-			return tq__fail(t, -ENOENT, "task %llu: finished and gone", (unsigned long long)id);
-		if (kind != TQ__K_READY && kind != TQ__K_DELAYED)
-			return tq__fail(t, -EBUSY, "task %llu is not pending", (unsigned long long)id);
-		e = place(t, idx, &q, &lv);
-		if (e < 0)
-			return e;
-		hi = take_free(t, idx, st);
-		if (hi == -EAGAIN)
-			continue;
-		if (hi < 0)
-			return hi;
-		/* Its ring entry stays behind; consumers skip it. */
-		finish_free(t, idx, hi);
-		if (kind == TQ__K_READY) {
-			tq__count(t, q, lv, TQ__C_DEQ, 1);
-		} else {
-			tq__add(&t->hdr->delayed, (uint64_t)-1);
-			tq__count(t, q, lv, TQ__C_DELAY_OUT, 1);
-		}
-		tq__count(t, q, lv, TQ__C_CANCELLED, 1);
-		tq__queue_leave(t, q);
-		return 0;
+	t->err[0] = 0;
+	e = grab_task(t, id, KIND(TQ__K_READY) | KIND(TQ__K_DELAYED), true, "pending", &g);
+	if (e < 0)
+		return e;
+	/* Its ring entry stays behind; consumers skip it. */
+	finish_free(t, g.idx, g.hi);
+	if (tq__st_kind(g.st) == TQ__K_READY) {
+		tq__count(t, g.q, g.lv, TQ__C_DEQ, 1);
+	} else {
+		tq__add(&t->hdr->delayed, (uint64_t)-1);
+		tq__count(t, g.q, g.lv, TQ__C_DELAY_OUT, 1);
 	}
-	return e ? e : tq__fail(t, -EAGAIN, "task %llu changed too often", (unsigned long long)id);
+	tq__count(t, g.q, g.lv, TQ__C_CANCELLED, 1);
+	tq__queue_leave(t, g.q);
+	return 0;
 }
 
 int tq_set_level(tq *t, uint64_t id, unsigned level)
 {
-	if (t)
-		t->err[0] = 0;
 	struct tq__slot *s;
-	uint32_t idx, q, lv;
-	uint64_t st;
-	unsigned kind;
-	int e, hi;
+	struct grabbed g;
+	int e;
 
 	if (!t)
 		return -EINVAL;
+	t->err[0] = 0;
 	if (level >= t->lay.levels)
 		return tq__fail(t, -EINVAL, "level %u, the segment has %u", level, t->lay.levels);
-	e = tq__slot_lookup(t, id, &idx);
-	s = tq__slot(t, idx < t->lay.capacity ? idx : 0);
-	for (int tries = 0; e == 0 && tries < TRIES; tries++) {
-		e = state_of(t, id, idx, &st);
-		if (e < 0)
-			return e;
-		kind = tq__st_kind(st);
-		if (kind == TQ__K_FREE)
-			return tq__fail(t, -ENOENT, "task %llu: finished and gone", (unsigned long long)id);
-		if (kind != TQ__K_READY && kind != TQ__K_DELAYED)
-			return tq__fail(t, -EBUSY, "task %llu is not pending", (unsigned long long)id);
-		e = place(t, idx, &q, &lv);
-		if (e < 0)
-			return e;
-		hi = take(t, idx, st);
-		if (hi == -EAGAIN)
-			continue;
-		if (hi < 0)
-			return hi;
-		tq__store_rlx(&s->level, (uint8_t)level);
-		if (kind == TQ__K_READY) {
-			e = tq__publish_ready(t, idx, q, level);
-			if (e < 0) {
-				tq__store_rlx(&s->level, (uint8_t)lv);
-				e = tq__publish_ready(t, idx, q, lv);
-				if (e < 0)
-					return e;   /* stays BUSY on our held list */
-				tq__count(t, q, lv, TQ__C_DEQ, 1);
-				tq__held_del(t, hi);
-				return tq__fail(t, -EAGAIN, "no room to move task %llu",
-						(unsigned long long)id);
-			}
-			tq__count(t, q, lv, TQ__C_DEQ, 1);
-		} else {
-			tq__add(&t->hdr->delayed, (uint64_t)-1);
-			e = tq__delay_push(t, idx, tq__load_rlx(&s->due_ns));
-			if (e == 1)
-				e = tq__publish_ready(t, idx, q, level);
-			else if (e == 0)
-				tq__count(t, q, level, TQ__C_DELAY_IN, 1);
+	e = grab_task(t, id, KIND(TQ__K_READY) | KIND(TQ__K_DELAYED), false, "pending", &g);
+	if (e < 0)
+		return e;
+	s = tq__slot(t, g.idx);
+	tq__store_rlx(&s->level, (uint8_t)level);
+	if (tq__st_kind(g.st) == TQ__K_READY) {
+		e = tq__publish_ready(t, g.idx, g.q, level);
+		if (e < 0) {
+			tq__store_rlx(&s->level, (uint8_t)g.lv);
+			e = tq__publish_ready(t, g.idx, g.q, g.lv);
 			if (e < 0)
 				return e;       /* stays BUSY on our held list */
-			tq__count(t, q, lv, TQ__C_DELAY_OUT, 1);
+			tq__count(t, g.q, g.lv, TQ__C_DEQ, 1);
+			tq__held_del(t, g.hi);
+			return tq__fail(t, -EAGAIN, "no room to move task %llu", (unsigned long long)id);
 		}
-		tq__count(t, q, level, TQ__C_MOVED, 1);
-		tq__held_del(t, hi);
-		return 0;
+		tq__count(t, g.q, g.lv, TQ__C_DEQ, 1);
+	} else {
+		tq__add(&t->hdr->delayed, (uint64_t)-1);
+		e = tq__delay_push(t, g.idx, tq__load_rlx(&s->due_ns));
+		if (e == 1)
+			e = tq__publish_ready(t, g.idx, g.q, level);
+		else if (e == 0)
+			tq__count(t, g.q, level, TQ__C_DELAY_IN, 1);
+		if (e < 0)
+			return e;               /* stays BUSY on our held list */
+		tq__count(t, g.q, g.lv, TQ__C_DELAY_OUT, 1);
 	}
-	return e ? e : tq__fail(t, -EAGAIN, "task %llu changed too often", (unsigned long long)id);
+	tq__count(t, g.q, level, TQ__C_MOVED, 1);
+	tq__held_del(t, g.hi);
+	return 0;
 }
 
 int tq_requeue_dead(tq *t, uint64_t id)
 {
-	if (t)
-		t->err[0] = 0;
-	struct tq__slot *s;
-	uint32_t idx, q, lv;
-	uint64_t st;
-	int e, hi;
+	struct grabbed g;
+	int e;
 
 	if (!t)
 		return -EINVAL;
-	e = tq__slot_lookup(t, id, &idx);
-	for (int tries = 0; e == 0 && tries < TRIES; tries++) {
-		e = state_of(t, id, idx, &st);
-		if (e < 0)
-			return e;
-		if (tq__st_kind(st) != TQ__K_DEAD)
-			return tq__fail(t, -EBUSY, "task %llu is not a dead letter", (unsigned long long)id);
-		e = place(t, idx, &q, &lv);
-		if (e < 0)
-			return e;
-		hi = take(t, idx, st);
-		if (hi == -EAGAIN)
-			continue;
-		if (hi < 0)
-			return hi;
-		s = tq__slot(t, idx);
-		tq__store_rlx(&s->attempts, 0);
-		e = tq__publish_ready(t, idx, q, lv);
-		if (e < 0) {
-			e = tq__ring_push(t, tq__ring_dead(&t->lay, q), idx, TQ__K_DEAD);
-			if (e == 0)
-				tq__held_del(t, hi);
-			return tq__fail(t, -EAGAIN, "no room to requeue task %llu", (unsigned long long)id);
-		}
-		if (tq__load_rlx(&tq__queue(t, q)->max_length))
-			tq__add(&tq__queue(t, q)->count, 1);
-		tq__count(t, q, lv, TQ__C_REQUEUED, 1);
-		tq__held_del(t, hi);
-		tq__ring_skip_stale(t, tq__st_ring(st), TQ__K_DEAD, 64);
-		return 0;
+	t->err[0] = 0;
+	e = grab_task(t, id, KIND(TQ__K_DEAD), false, "a dead letter", &g);
+	if (e < 0)
+		return e;
+	tq__store_rlx(&tq__slot(t, g.idx)->attempts, 0);
+	e = tq__publish_ready(t, g.idx, g.q, g.lv);
+	if (e < 0) {
+		if (tq__ring_push(t, tq__ring_dead(&t->lay, g.q), g.idx, TQ__K_DEAD) == 0)
+			tq__held_del(t, g.hi);
+		return tq__fail(t, -EAGAIN, "no room to requeue task %llu", (unsigned long long)id);
 	}
-	return e ? e : tq__fail(t, -EAGAIN, "task %llu changed too often", (unsigned long long)id);
+	if (tq__load_rlx(&tq__queue(t, g.q)->max_length))
+		tq__add(&tq__queue(t, g.q)->count, 1);
+	tq__count(t, g.q, g.lv, TQ__C_REQUEUED, 1);
+	tq__held_del(t, g.hi);
+	tq__ring_skip_stale(t, tq__st_ring(g.st), TQ__K_DEAD, 64);
+	return 0;
 }
 
 int tq_dead_list(tq *t, int q, uint64_t *ids, unsigned max, uint64_t *cursor)
