@@ -100,13 +100,14 @@ int tq__publish_ready(tq *t, uint32_t idx, uint32_t q, uint32_t lv)
 
 int tq_ack(tq *t, uint64_t id, const void *result, size_t result_len)
 {
-	if (t)
-		t->err[0] = 0;
 	struct tq__slot *s;
 	uint32_t idx, q, lv;
 	uint64_t ttl;
 	int hi, e;
 
+	if (!t)
+		return -EINVAL;
+	t->err[0] = 0;
 	e = leased(t, id, &idx, &hi);
 	if (e < 0)
 		return e;
@@ -180,14 +181,15 @@ static uint64_t backoff_ns(tq *t, struct tq__queue *qu, uint32_t n)
 
 int tq_fail(tq *t, uint64_t id)
 {
-	if (t)
-		t->err[0] = 0;
 	struct tq__slot *s;
 	uint32_t idx, q, lv;
 	uint64_t delay;
 	bool dead;
 	int hi, e;
 
+	if (!t)
+		return -EINVAL;
+	t->err[0] = 0;
 	e = leased(t, id, &idx, &hi);
 	if (e < 0)
 		return e;
@@ -230,12 +232,13 @@ int tq_fail(tq *t, uint64_t id)
 
 int tq_release(tq *t, uint64_t id)
 {
-	if (t)
-		t->err[0] = 0;
 	struct tq__slot *s;
 	uint32_t idx, q, lv, att;
 	int hi, e;
 
+	if (!t)
+		return -EINVAL;
+	t->err[0] = 0;
 	e = leased(t, id, &idx, &hi);
 	if (e < 0)
 		return e;
@@ -262,12 +265,13 @@ int tq_release(tq *t, uint64_t id)
 
 int tq_extend(tq *t, uint64_t id, uint32_t ms)
 {
-	if (t)
-		t->err[0] = 0;
 	struct tq__slot *s;
 	uint32_t idx;
 	int hi, e;
 
+	if (!t)
+		return -EINVAL;
+	t->err[0] = 0;
 	e = leased(t, id, &idx, &hi);
 	if (e < 0)
 		return e;

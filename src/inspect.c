@@ -33,8 +33,6 @@ static int state_of(tq *t, uint64_t id, uint32_t idx, uint64_t *st)
 
 int tq_get(tq *t, uint64_t id, struct tq_info *info)
 {
-	if (t)
-		t->err[0] = 0;
 	struct tq_info in;
 	struct tq__slot *s;
 	uint64_t st = 0, st2;
@@ -43,6 +41,7 @@ int tq_get(tq *t, uint64_t id, struct tq_info *info)
 
 	if (!t)
 		return -EINVAL;
+	t->err[0] = 0;
 	if (!info)
 		return tq__fail(t, -EINVAL, "info is NULL");
 	e = tq__slot_lookup(t, id, &idx);
@@ -95,8 +94,6 @@ int tq_get(tq *t, uint64_t id, struct tq_info *info)
 
 int tq_result(tq *t, uint64_t id, void *buf, size_t size)
 {
-	if (t)
-		t->err[0] = 0;
 	struct tq__slot *s;
 	const void *p;
 	uint32_t idx, len = 0;
@@ -105,6 +102,7 @@ int tq_result(tq *t, uint64_t id, void *buf, size_t size)
 
 	if (!t)
 		return -EINVAL;
+	t->err[0] = 0;
 	if ((size && !buf))
 		return tq__fail(t, -EINVAL, "buf is NULL");
 	e = tq__slot_lookup(t, id, &idx);
@@ -131,31 +129,18 @@ int tq_result(tq *t, uint64_t id, void *buf, size_t size)
 	return (int)len;
 }
 
-/* Take a slot this handle does not own from exactly state st to BUSY(us),
- * holding it on the held list. Returns the held index or -EAGAIN. */
-static int take(tq *t, uint32_t idx, uint64_t st)
+/* Take a slot this handle does not own from exactly state st to `kind`
+ * (BUSY or FREEING) of ours, named on the held list first. Returns the held
+ * index or -EAGAIN if the state moved. For FREEING, finish_free() then drops
+ * the payload and frees it; recovery of a handle dying in between finds
+ * FREEING(dead) and finishes. */
+static int take_as(tq *t, uint32_t idx, uint64_t st, unsigned kind)
 {
 	int hi = tq__held_add(t, tq__held(TQ__H_SLOT, idx));
 
 	if (hi < 0)
 		return hi;
-	if (!tq__cas64(&tq__slot(t, idx)->state, st, tq__st(TQ__K_BUSY, t->token))) {
-		tq__held_del(t, hi);
-		return -EAGAIN;
-	}
-	return hi;
-}
-
-/* Take a slot from exactly state st to FREEING(us) (cancel, forget), named
- * on the held list first; finish_free() drops the payload and frees it.
- * Recovery of a handle dying in between finds FREEING(dead) and finishes. */
-static int take_free(tq *t, uint32_t idx, uint64_t st)
-{
-	int hi = tq__held_add(t, tq__held(TQ__H_SLOT, idx));
-
-	if (hi < 0)
-		return hi;
-	if (!tq__cas64(&tq__slot(t, idx)->state, st, tq__st(TQ__K_FREEING, t->token))) {
+	if (!tq__cas64(&tq__slot(t, idx)->state, st, tq__st(kind, t->token))) {
 		tq__held_del(t, hi);
 		return -EAGAIN;
 	}
@@ -210,7 +195,7 @@ static int grab_task(tq *t, uint64_t id, unsigned kinds, bool freeing, const cha
 		e = place(t, g->idx, &g->q, &g->lv);
 		if (e < 0)
 			return e;
-		g->hi = freeing ? take_free(t, g->idx, g->st) : take(t, g->idx, g->st);
+		g->hi = take_as(t, g->idx, g->st, freeing ? TQ__K_FREEING : TQ__K_BUSY);
 		if (g->hi == -EAGAIN)
 			continue;
 		return g->hi < 0 ? g->hi : 0;

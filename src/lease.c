@@ -194,8 +194,6 @@ static int64_t min_deadline(int64_t a, int64_t b)
 
 int tq_lease(tq *t, const struct tq_lease_opts *opts, struct tq_task *out, unsigned max)
 {
-	if (t)
-		t->err[0] = 0;
 	static const struct tq_lease_opts defaults;
 	struct lease_ctx c;
 	int64_t deadline;
@@ -205,6 +203,7 @@ int tq_lease(tq *t, const struct tq_lease_opts *opts, struct tq_task *out, unsig
 
 	if (!t)
 		return -EINVAL;
+	t->err[0] = 0;
 	if (!opts)
 		opts = &defaults;
 	if (!out || max < 1 || max > TQ_BATCH_MAX)

@@ -86,13 +86,12 @@ static int queue_setup(tq *t, uint32_t q, const char *name, const struct tq_queu
 
 int tq_queue_declare(tq *t, const char *name, const struct tq_queue_config *qc)
 {
-	if (t)
-		t->err[0] = 0;
 	uint32_t n, start;
 	int e;
 
 	if (!t)
 		return -EINVAL;
+	t->err[0] = 0;
 	e = check_qname(t, name);
 	if (e < 0)
 		return e;
@@ -165,13 +164,12 @@ setup:
 
 int tq_queue_find(tq *t, const char *name)
 {
-	if (t)
-		t->err[0] = 0;
 	uint32_t n, start;
 	int e;
 
 	if (!t)
 		return -EINVAL;
+	t->err[0] = 0;
 	e = check_qname(t, name);
 	if (e < 0)
 		return e;
@@ -201,14 +199,13 @@ int tq__queue_check(tq *t, int q)
 
 int tq_queue_name(tq *t, int q, char *buf, size_t size)
 {
-	if (t)
-		t->err[0] = 0;
 	struct tq__queue *qu;
 	size_t len;
 	int e;
 
 	if (!t)
 		return -EINVAL;
+	t->err[0] = 0;
 	if (!buf)
 		return tq__fail(t, -EINVAL, "buf is NULL");
 	e = tq__queue_check(t, q);
@@ -240,26 +237,27 @@ static int set_paused(tq *t, int q, uint32_t v)
 
 int tq_queue_pause(tq *t, int q)
 {
-	if (t)
-		t->err[0] = 0;
+	if (!t)
+		return -EINVAL;
+	t->err[0] = 0;
 	return set_paused(t, q, 1);
 }
 
 int tq_queue_resume(tq *t, int q)
 {
-	if (t)
-		t->err[0] = 0;
+	if (!t)
+		return -EINVAL;
+	t->err[0] = 0;
 	return set_paused(t, q, 0);
 }
 
 int tq_queue_paused(tq *t, int q)
 {
-	if (t)
-		t->err[0] = 0;
 	int e;
 
 	if (!t)
 		return -EINVAL;
+	t->err[0] = 0;
 	e = tq__queue_check(t, q);
 	if (e < 0)
 		return e;

@@ -18,14 +18,13 @@ static uint64_t gauge(uint64_t in, uint64_t out)
 
 int tq_stats(tq *t, int q, int level, struct tq_stats *st)
 {
-	if (t)
-		t->err[0] = 0;
 	uint64_t c[TQ__C_COUNT];
 	uint32_t lo, hi;
 	int e;
 
 	if (!t)
 		return -EINVAL;
+	t->err[0] = 0;
 	if (!st)
 		return tq__fail(t, -EINVAL, "st is NULL");
 	e = tq__queue_check(t, q);
@@ -62,14 +61,13 @@ int tq_stats(tq *t, int q, int level, struct tq_stats *st)
 
 int tq_segment_info(tq *t, struct tq_segment_info *info)
 {
-	if (t)
-		t->err[0] = 0;
 	struct tq_segment_info in;
 	uint32_t attached = 0;
 	uint64_t cached = 0, used;
 
 	if (!t)
 		return -EINVAL;
+	t->err[0] = 0;
 	if (!info)
 		return tq__fail(t, -EINVAL, "info is NULL");
 	memset(&in, 0, sizeof(in));

@@ -286,8 +286,6 @@ static int check_spec(tq *t, unsigned i, const void *payload, size_t len, uint32
 int tq_submit_batch(tq *t, int q, const struct tq_task_spec *specs, unsigned n,
 		    const struct tq_submit_opts *opts, uint64_t *ids)
 {
-	if (t)
-		t->err[0] = 0;
 	static const struct tq_submit_opts defaults;
 	struct submit_ctx c;
 	unsigned accepted = 0, ready = 0;
@@ -296,6 +294,7 @@ int tq_submit_batch(tq *t, int q, const struct tq_task_spec *specs, unsigned n,
 
 	if (!t)
 		return -EINVAL;
+	t->err[0] = 0;
 	if (!opts)
 		opts = &defaults;
 	e = tq__queue_check(t, q);
