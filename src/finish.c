@@ -19,8 +19,11 @@ static void forget_lost(tq *t, uint32_t idx)
 {
 	int hi = tq__hmap_take(t, idx);
 
-	if (hi >= 0)
+	if (hi >= 0) {
 		tq__held_del(t, hi);
+		if (t->leased_now)
+			tq__store_rlx(&t->proc->leased_now, --t->leased_now);
+	}
 }
 
 /* Find a task this handle leases; -ENOENT or -ESTALE otherwise. */
@@ -71,6 +74,18 @@ static void done_with(tq *t, uint32_t idx, int hi)
 {
 	tq__hmap_take(t, idx);
 	tq__held_del(t, hi);
+	if (t->leased_now)
+		tq__store_rlx(&t->proc->leased_now, --t->leased_now);
+}
+
+/* An attempt ended (ack or fail): its run time and the handle's count. */
+static void attempt_done(tq *t, uint32_t q, uint32_t lv, int hi)
+{
+	uint64_t now = tq_now_ns();
+
+	if (now > t->held_t0[hi])
+		tq__hist_add(t, q, lv, TQ_HIST_RUN, now - t->held_t0[hi]);
+	tq__store_rlx(&t->proc->n_done, ++t->n_done);
 }
 
 /* A task leaves its queue for good (acked, dead-lettered, cancelled). */
@@ -148,6 +163,7 @@ int tq_ack(tq *t, uint64_t id, const void *result, size_t result_len)
 			tq__store(&s->state, tq__st(TQ__K_DONE, 0));
 	}
 done:
+	attempt_done(t, q, lv, hi);
 	done_with(t, idx, hi);
 	tq__count(t, q, lv, TQ__C_ACKED, 1);
 	tq__queue_leave(t, q);
@@ -221,6 +237,7 @@ int tq_fail(tq *t, uint64_t id)
 		return tq__fail(t, e, "no room to requeue task %llu; it stays leased",
 				(unsigned long long)id);
 	}
+	attempt_done(t, q, lv, hi);
 	done_with(t, idx, hi);
 	tq__count(t, q, lv, TQ__C_FAILED, 1);
 	if (dead) {

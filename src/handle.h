@@ -33,6 +33,9 @@ struct tq {
 	uint32_t nheld_free;
 	uint32_t hmap_key[TQ__HMAP];   /* slot index + 1, 0 empty */
 	uint16_t hmap_val[TQ__HMAP];
+	uint64_t held_t0[TQ_HELD_MAX]; /* lease start of each held entry (ns) */
+	uint64_t n_leased, n_done, n_submitted;
+	uint32_t leased_now;
 
 	/* Reserved free slots, each also on the held list. */
 	uint32_t cache[TQ__CACHE_MAX];
@@ -167,6 +170,18 @@ static inline struct tq__counters *tq__ctr(tq *t, uint32_t q, uint32_t lv, uint3
 {
 	return (struct tq__counters *)(t->base + t->lay.off_counters) +
 	       ((uint64_t)(q * t->lay.levels + lv) * TQ__STRIPES + stripe);
+}
+static inline struct tq__hist *tq__hist(tq *t, uint32_t q, uint32_t lv, unsigned kind)
+{
+	return (struct tq__hist *)(t->base + t->lay.off_hist) +
+	       ((uint64_t)(q * t->lay.levels + lv) * 2 + kind);
+}
+static inline void tq__hist_add(tq *t, uint32_t q, uint32_t lv, unsigned kind, uint64_t ns)
+{
+	struct tq__hist *h = tq__hist(t, q, lv, kind);
+
+	tq__add_rlx(&h->b[tq__hist_bucket(ns)], 1);
+	tq__add_rlx(&h->sum, ns);
 }
 static inline void tq__count(tq *t, uint32_t q, uint32_t lv, enum tq__ctr c, uint64_t n)
 {

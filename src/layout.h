@@ -19,7 +19,7 @@
 #include <tq/tq.h>
 
 #define TQ__MAGIC          0x544e4d4745535154ull  /* "TQSEGMNT" little-endian */
-#define TQ__LAYOUT_VERSION 1u
+#define TQ__LAYOUT_VERSION 2u
 #define TQ__CACHELINE      64u
 
 #define TQ__SLOT_SIZE      128u                  /* header + inline payload */
@@ -234,6 +234,12 @@ struct tq__proc {
 	uint64_t free_mask;      /* its freed slots whose bits are not cleared yet */
 	uint64_t recoverer;      /* token of the handle recovering it, 0 none */
 	uint64_t sleeping[TQ_QUEUES_MAX / 64]; /* queues whose ready queue it sleeps on */
+	/* For display (tq_procs()); written by the owner, relaxed. */
+	uint64_t attached_ns;
+	uint64_t current_task;   /* last task leased */
+	uint64_t n_leased, n_done, n_submitted;
+	uint32_t leased_now;
+	uint32_t pad2;
 	_Alignas(TQ__CACHELINE) uint32_t held[TQ_HELD_MAX];
 };
 
@@ -259,6 +265,25 @@ struct tq__counters {
 	uint64_t c[16];
 };
 
+/* A latency histogram of one (queue, level, kind): log-linear buckets, 4 per
+ * power of two (tq_hist_bucket_max_ns() gives the bounds), and the sum. */
+struct tq__hist {
+	uint64_t b[TQ_HIST_BUCKETS];
+	uint64_t sum;
+	uint64_t pad[7];
+};
+
+static inline unsigned tq__hist_bucket(uint64_t v)
+{
+	unsigned e, b;
+
+	if (v < 4)
+		return (unsigned)v;
+	e = 63u - (unsigned)__builtin_clzll(v);
+	b = 4u * (e - 1u) + (unsigned)((v >> (e - 2u)) & 3u);
+	return b < TQ_HIST_BUCKETS ? b : TQ_HIST_BUCKETS - 1;
+}
+
 /* ------------------------------------------------------------------------
  * The layout, computed from the configuration by tq__layout_compute() and
  * stored in the header; attach recomputes it and compares every field.
@@ -269,7 +294,7 @@ struct tq__layout {
 	uint32_t nrings, nchunks, nclasses;
 	uint32_t class_size[TQ__CLASSES_MAX];
 	uint32_t class_count[TQ__CLASSES_MAX];
-	uint64_t off_procs, off_queues, off_rings, off_counters;
+	uint64_t off_procs, off_queues, off_rings, off_counters, off_hist;
 	uint64_t off_chunks, off_chunk_bits, off_cells;
 	uint64_t off_slot_bits, off_slots;
 	uint64_t off_class_bits[TQ__CLASSES_MAX];

@@ -44,6 +44,7 @@ static int take_from(struct lease_ctx *c, uint32_t q, uint32_t lv, struct tq_tas
 		return e;
 	}
 	tq__hmap_put(t, idx, hi);
+	t->held_t0[hi] = c->now;
 	s = tq__slot(t, idx);
 	att = tq__load_rlx(&s->attempts) + 1u;
 	if (att > 255)
@@ -64,6 +65,11 @@ static int take_from(struct lease_ctx *c, uint32_t q, uint32_t lv, struct tq_tas
 	out->submitted_ns = tq__load_rlx(&s->submitted_ns);
 	out->deadline_ns = due;
 	tq__count(t, q, lv, TQ__C_LEASED, 1);
+	if (att == 1 && out->submitted_ns < c->now)
+		tq__hist_add(t, q, lv, TQ_HIST_WAIT, c->now - out->submitted_ns);
+	tq__store_rlx(&t->proc->current_task, out->id);
+	tq__store_rlx(&t->proc->n_leased, ++t->n_leased);
+	tq__store_rlx(&t->proc->leased_now, ++t->leased_now);
 	return 0;
 }
 

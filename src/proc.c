@@ -80,6 +80,12 @@ int tq__proc_claim(tq *t)
 			tq__store_rlx(&p->held[h], 0);
 		tq__store_rlx(&p->start_time, start_time_of(getpid()));
 		tq__store_rlx(&p->heartbeat_ns, tq_now_ns());
+		tq__store_rlx(&p->attached_ns, tq_now_ns());
+		tq__store_rlx(&p->current_task, 0);
+		tq__store_rlx(&p->n_leased, 0);
+		tq__store_rlx(&p->n_done, 0);
+		tq__store_rlx(&p->n_submitted, 0);
+		tq__store_rlx(&p->leased_now, 0);
 		for (uint32_t w = 0; w < TQ_QUEUES_MAX / 64; w++)
 			tq__store_rlx(&p->sleeping[w], 0);
 		tq__store_rlx(&p->space_sleeping, 0);

@@ -176,6 +176,9 @@ int tq__layout_compute(const struct tq_config *cfg, struct tq__layout *l)
 	l->off_counters = off;
 	off = align_up(off + (uint64_t)l->queues * l->levels * TQ__STRIPES *
 			     sizeof(struct tq__counters), TQ__CACHELINE);
+	l->off_hist = off;
+	off = align_up(off + (uint64_t)l->queues * l->levels * 2 * sizeof(struct tq__hist),
+		       TQ__CACHELINE);
 	l->off_chunks = off;
 	off = align_up(off + (uint64_t)l->nchunks * sizeof(struct tq__chunk), TQ__CACHELINE);
 	l->off_chunk_bits = off;

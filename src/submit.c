@@ -228,6 +228,7 @@ static int submit_one(struct submit_ctx *c, const void *payload, uint32_t len, u
 	/* Accepted: the task belongs to its ring now. */
 	tq__held_del(t, hi);
 	tq__count(t, c->q, level, TQ__C_SUBMITTED, 1);
+	tq__store_rlx(&t->proc->n_submitted, ++t->n_submitted);
 	if (!*ready)
 		tq__count(t, c->q, level, TQ__C_SUB_DELAYED, 1);
 	return 0;

@@ -2,7 +2,8 @@
 /*
  * test-stats - every counter of tq_stats after a known sequence of
  * operations, per level and summed (level -1), counters changed by another
- * process, the errors of tq_stats, and tq_segment_info.
+ * process, the errors of tq_stats, and tq_segment_info; the latency
+ * histograms against known values, and tq_procs.
  */
 #include "tq-test.h"
 
@@ -222,10 +223,137 @@ static void test_sequence(void)
 	CHECK_RET(tq_unlink(name), 0);
 }
 
+/* Bucket bounds: contiguous, increasing, each value in the bucket whose
+ * bounds hold it, and at most 25% wide past the exact ones. */
+static void test_hist_buckets(void)
+{
+	uint64_t lo = 0;
+
+	for (unsigned b = 0; b < TQ_HIST_BUCKETS; b++) {
+		uint64_t hi = tq_hist_bucket_max_ns(b);
+		CHECKF(hi >= lo, "bucket %u: max %llu below its start %llu", b,
+		       (unsigned long long)hi, (unsigned long long)lo);
+		if (b >= 4 && b + 1 < TQ_HIST_BUCKETS)
+			CHECKF((double)(hi - lo + 1) <= 0.25 * (double)lo + 1,
+			       "bucket %u [%llu, %llu] wider than 25%%", b,
+			       (unsigned long long)lo, (unsigned long long)hi);
+		if (b + 1 == TQ_HIST_BUCKETS)
+			CHECK_EQU(hi, UINT64_MAX);
+		lo = hi + 1;
+	}
+	/* The last bound covers more than an hour. */
+	CHECK_GEU(tq_hist_bucket_max_ns(TQ_HIST_BUCKETS - 2), 3600ull * 1000000000ull);
+
+	struct tq_histogram h;
+	memset(&h, 0, sizeof h);
+	CHECK_EQU(tq_hist_percentile(&h, 50), 0);
+	CHECK_EQU(tq_hist_percentile(NULL, 50), 0);
+	/* 90 events of 3 ns, 10 of about 1 ms. */
+	h.buckets[3] = 90;
+	unsigned big = 0;
+	while (tq_hist_bucket_max_ns(big) < 1000000)
+		big++;
+	h.buckets[big] = 10;
+	h.count = 100;
+	CHECK_EQU(tq_hist_percentile(&h, 50), 3);
+	CHECK_EQU(tq_hist_percentile(&h, 90), 3);
+	CHECK_EQU(tq_hist_percentile(&h, 91), tq_hist_bucket_max_ns(big));
+	CHECK_EQU(tq_hist_percentile(&h, 100), tq_hist_bucket_max_ns(big));
+	CHECK_EQU(tq_hist_percentile(&h, 0), 3);
+}
+
+static void test_hist_and_procs(void)
+{
+	char name[TQ_NAME_MAX + 1];
+	struct tq_config c = tqt_small_config();
+	c.levels = 2;
+	tq *t = tqt_create(name, &c);
+	int q = CHECK_OK(tq_queue_declare(t, "h", NULL));
+	struct tq_histogram h;
+	struct tq_submit_opts so;
+	struct tq_task task;
+	uint64_t id, t0;
+
+	CHECK_RET(tq_histogram(t, q, -1, TQ_HIST_WAIT, &h), 0);
+	CHECK_EQU(h.count, 0);
+	CHECK_ERR(tq_histogram(t, q, 0, 7, &h), -EINVAL);
+	CHECK_ERR(tq_histogram(t, q, 2, TQ_HIST_RUN, &h), -EINVAL);
+	CHECK_ERR(tq_histogram(t, 99, 0, TQ_HIST_RUN, &h), -ENOENT);
+	CHECK_ERR(tq_histogram(t, q, 0, TQ_HIST_RUN, NULL), -EINVAL);
+
+	/* Three tasks at level 1 wait at least 20 ms; each runs at least 10 ms. */
+	memset(&so, 0, sizeof so);
+	so.level = 1;
+	t0 = tq_now_ns();
+	for (int i = 0; i < 3; i++)
+		CHECK_RET(tq_submit(t, q, "x", 1, &so, &id), 0);
+	tqt_sleep_ms(20);
+	for (int i = 0; i < 3; i++) {
+		CHECK_RET(tq_lease(t, NULL, &task, 1), 1);
+		tqt_sleep_ms(10);
+		if (i < 2)
+			CHECK_RET(tq_ack(t, task.id, NULL, 0), 0);
+		else
+			CHECK_RET(tq_fail(t, task.id), 0);
+	}
+	uint64_t elapsed = tq_now_ns() - t0;
+	CHECK_RET(tq_histogram(t, q, 1, TQ_HIST_WAIT, &h), 0);
+	CHECK_EQU(h.count, 3);
+	CHECK_GEU(h.sum_ns, 3 * 20000000ull);
+	CHECK_GEU(tq_hist_percentile(&h, 50), 20000000ull);
+	CHECK_LEU(tq_hist_percentile(&h, 100), 2 * elapsed);
+	CHECK_RET(tq_histogram(t, q, 0, TQ_HIST_WAIT, &h), 0);
+	CHECK_EQU(h.count, 0);
+	CHECK_RET(tq_histogram(t, q, -1, TQ_HIST_RUN, &h), 0);
+	CHECK_EQU(h.count, 3);
+	CHECK_GEU(tq_hist_percentile(&h, 1), 10000000ull);
+	/* A retry is not a first lease: no new wait sample, one more run. */
+	CHECK_RET(tq_lease(t, NULL, &task, 1), 1);
+	CHECK_EQ(task.attempts, 2);
+
+	struct tq_proc_info pi[4];
+	unsigned cur = 0;
+	tq *u = tqt_attach(name);
+	CHECK_RET(tq_procs(t, pi, 4, &cur), 2);
+	CHECK_RET(tq_procs(t, pi, 4, &cur), 0);
+	int me = pi[0].pid == getpid() && pi[0].leased_now ? 0 : 1;
+	CHECK_EQ(pi[me].pid, getpid());
+	CHECK_EQ(pi[me].state, TQ_PROC_BUSY);
+	CHECK_EQU(pi[me].leased_now, 1);
+	CHECK_EQU(pi[me].current_task, task.id);
+	CHECK_EQU(pi[me].leased, 4);
+	CHECK_EQU(pi[me].done, 3);
+	CHECK_EQU(pi[me].submitted, 3);
+	CHECK_EQ(pi[1 - me].state, TQ_PROC_IDLE);
+	CHECK_EQU(pi[1 - me].leased, 0);
+	uint64_t hb = pi[1 - me].heartbeat_ns;
+	tqt_sleep_ms(2);
+	tq_heartbeat(u);
+	cur = 0;
+	CHECK_RET(tq_procs(t, pi, 4, &cur), 2);
+	CHECK_GT(pi[1 - me].heartbeat_ns, hb);
+	CHECK_RET(tq_ack(t, task.id, NULL, 0), 0);
+	cur = 0;
+	CHECK_RET(tq_procs(t, pi, 1, &cur), 1);
+	CHECK_RET(tq_procs(t, pi, 1, &cur), 1);
+	CHECK_RET(tq_procs(t, pi, 1, &cur), 0);
+	CHECK_ERR(tq_procs(t, NULL, 1, &cur), -EINVAL);
+	CHECK_ERR(tq_procs(t, pi, 1, NULL), -EINVAL);
+	tq_supervisor_acquire(u, 0);
+	cur = 0;
+	CHECK_RET(tq_procs(t, pi, 4, &cur), 2);
+	CHECK((pi[0].flags | pi[1].flags) == TQ_PROC_SUPERVISOR);
+	tq_detach(u);
+	tq_detach(t);
+	CHECK_RET(tq_unlink(name), 0);
+}
+
 int main(void)
 {
 	tqt_init("stats");
 	tqt_guard(55);
 	test_sequence();
+	test_hist_buckets();
+	test_hist_and_procs();
 	return 0;
 }

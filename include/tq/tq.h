@@ -57,6 +57,7 @@ typedef struct tq tq;
 #define TQ_ATTEMPTS_MAX    255u         /* largest max_attempts */
 #define TQ_BATCH_MAX       64u          /* tasks per submit or lease call */
 #define TQ_HELD_MAX        256u         /* tasks and slots one handle holds */
+#define TQ_PATH_MAX        256          /* journal directory, NUL included */
 
 /* ------------------------------------------------------------------------
  * Segment lifetime
@@ -76,6 +77,29 @@ struct tq_config {
 	uint64_t arena_bytes;  /* bytes for out-of-slot payloads, split over the
 	                        * size classes (default 64 MiB, pages are only
 	                        * used when touched) */
+	/* The journal (docs/journal.md). "" = none: tasks live in shared
+	 * memory only and survive any process's death but not a reboot. With
+	 * a directory, every change that decides a task's fate is appended to
+	 * mmap'd files there, and tq_create() on a directory that holds a
+	 * journal restores every unfinished task, with its ID, before the
+	 * segment can be attached. */
+	char journal_dir[TQ_PATH_MAX];
+	uint32_t durability;   /* enum tq_durability (default TQ_DURABILITY_ASYNC) */
+	uint32_t flush_ms;     /* TQ_DURABILITY_ASYNC: flushed this often, by the
+	                        * supervisor's tq_journal_maintain() (default 10) */
+	uint32_t journal_file_mb; /* files roll at this size (default 64; at
+	                        * least 4 x max_payload) */
+	uint32_t reserved0;
+};
+
+/** How far an accepted task is safe. */
+enum tq_durability {
+	TQ_DURABILITY_NONE = 0,  /* journal written, never flushed by tq: survives
+	                          * any process's death (page cache), not a power cut */
+	TQ_DURABILITY_ASYNC = 1, /* flushed every flush_ms: a power cut loses at
+	                          * most the last flush_ms of changes */
+	TQ_DURABILITY_SYNC = 2,  /* tq_submit() returns once the task is on disk;
+	                          * concurrent callers share one flush (group commit) */
 };
 
 /** Fill *cfg with the defaults listed above. */
@@ -384,6 +408,125 @@ struct tq_segment_info {
 	uint64_t repairs;        /* half-done operations repaired */
 };
 TQ_API int tq_segment_info(tq *t, struct tq_segment_info *info);
+
+/* ------------------------------------------------------------------------
+ * Latency histograms, per (queue, level), kept in the segment: log-linear
+ * buckets (4 per power of two, so a bucket is at most 25% wide) from 1 ns to
+ * over an hour. Updated with one relaxed atomic add per event.
+ */
+#define TQ_HIST_BUCKETS 168
+
+enum tq_hist_kind {
+	TQ_HIST_WAIT = 0,        /* submit (or last ready) -> first lease of the task */
+	TQ_HIST_RUN = 1,         /* lease -> ack or fail, as the worker saw it */
+};
+
+struct tq_histogram {
+	uint64_t count;          /* sum of buckets */
+	uint64_t sum_ns;
+	uint64_t buckets[TQ_HIST_BUCKETS];
+};
+
+/** Histogram `kind` of queue q at one level, or merged over all levels with
+ * level < 0. -EINVAL bad kind or level, -ENOENT no queue q. */
+TQ_API int tq_histogram(tq *t, int q, int level, unsigned kind, struct tq_histogram *h);
+
+/** Inclusive upper bound in ns of bucket b (UINT64_MAX for the last). */
+TQ_API uint64_t tq_hist_bucket_max_ns(unsigned b);
+
+/** The value below which `pct` percent (0..100) of the histogram's events
+ * fall: the upper bound of the bucket holding that rank. 0 when empty. */
+TQ_API uint64_t tq_hist_percentile(const struct tq_histogram *h, double pct);
+
+/* ------------------------------------------------------------------------
+ * Attached processes, as the segment records them (for tqtop, tq stats).
+ */
+enum tq_proc_state {
+	TQ_PROC_IDLE = 0,        /* attached, holds no lease, not waiting */
+	TQ_PROC_WAITING = 1,     /* asleep in tq_lease() */
+	TQ_PROC_BUSY = 2,        /* holds at least one lease */
+	TQ_PROC_DEAD = 3,        /* process gone, record not yet recovered */
+	TQ_PROC_DETACHED = 4,    /* detached while still holding tasks */
+};
+#define TQ_PROC_SUPERVISOR 1u    /* flags: the active supervisor */
+
+struct tq_proc_info {
+	int32_t  pid;
+	uint32_t state;          /* enum tq_proc_state */
+	uint32_t flags;          /* TQ_PROC_SUPERVISOR */
+	uint32_t leased_now;     /* leases held now */
+	uint64_t heartbeat_ns;   /* CLOCK_REALTIME of its last sign of life */
+	uint64_t attached_ns;
+	uint64_t current_task;   /* last task leased, 0 none */
+	uint64_t leased;         /* leases taken since attach */
+	uint64_t done;           /* acks and fails since attach */
+	uint64_t submitted;      /* tasks submitted since attach */
+};
+
+/**
+ * List attached process records: up to max into out, starting at *cursor
+ * (0 to begin; set so that the next call goes on). Returns how many were
+ * written, 0 at the end. A snapshot: records change while it runs.
+ */
+TQ_API int tq_procs(tq *t, struct tq_proc_info *out, unsigned max, unsigned *cursor);
+
+/** Record a sign of life for this handle (tq_lease() and tq_extend() do it
+ * too). Unlike every other call, safe from any thread while another thread
+ * uses the handle. */
+TQ_API void tq_heartbeat(tq *t);
+
+/* ------------------------------------------------------------------------
+ * The journal (docs/journal.md)
+ */
+struct tq_journal_info {
+	uint32_t durability;     /* enum tq_durability; TQ_DURABILITY_NONE and
+	                          * dir "" when the segment has no journal */
+	uint32_t flush_ms;
+	uint64_t file_bytes;     /* roll size */
+	uint64_t first_file;     /* oldest file still needed */
+	uint64_t files;          /* files from first_file to the tail's */
+	uint64_t head_lsn;       /* replay starts here (last complete checkpoint) */
+	uint64_t tail_lsn;       /* the next record goes here */
+	uint64_t durable_lsn;    /* every record that ended below this is on disk */
+	uint64_t records;        /* appended since the segment was created */
+	uint64_t bytes;          /* appended since the segment was created */
+	uint64_t flushes;
+	uint64_t checkpoints;
+	uint64_t last_flush_ns;  /* CLOCK_REALTIME */
+	/* What tq_create() found when it replayed the directory. */
+	uint64_t replay_records; /* good records read */
+	uint64_t replay_tasks;   /* unfinished tasks restored */
+	uint64_t replay_ns;      /* time it took */
+	uint64_t replay_damaged; /* damaged regions skipped (torn or corrupt) */
+	uint64_t replay_dropped; /* bytes in them */
+	uint64_t replay_damage_lsn; /* position of the first, 0 none */
+	char dir[TQ_PATH_MAX];
+};
+
+/** The journal's state. Without a journal: 0 and durability NONE, dir "". */
+TQ_API int tq_journal_info(tq *t, struct tq_journal_info *ji);
+
+/** Make every record appended so far durable (fdatasync), sharing the flush
+ * with concurrent callers. -ENOTSUP without a journal, -EIO on a write error. */
+TQ_API int tq_journal_flush(tq *t);
+
+/**
+ * The supervisor's journal work, called in its loop (tqd): the periodic
+ * flush (TQ_DURABILITY_ASYNC), creating the next file before it is needed,
+ * and, once the files hold much more than the live tasks, a checkpoint that
+ * rewrites the live tasks at the tail so old files can be deleted (dead
+ * letters included, so nothing pins an old file). Returns a mask of
+ * TQ_JM_* of what it did, or a negative errno.
+ */
+#define TQ_JM_FLUSHED    1
+#define TQ_JM_PREPARED   2
+#define TQ_JM_CHECKPOINT 4
+#define TQ_JM_DELETED    8
+TQ_API int tq_journal_maintain(tq *t);
+
+/** Rewrite the live state now and delete the files no longer needed,
+ * whatever their size. Returns the number of files deleted. */
+TQ_API int tq_journal_checkpoint(tq *t);
 
 /* ------------------------------------------------------------------------
  * Recovery: the supervisor's repair pass (tqd calls it in a loop).
