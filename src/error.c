@@ -20,7 +20,9 @@ const char *tq_strerror(int err)
 	case ENAMETOOLONG: return "segment or queue name too long";
 	case EEXIST:       return "segment already exists";
 	case ENOENT:       return "no such segment, queue or task";
-	case EPROTO:       return "segment is corrupt or of another layout version";
+	case EPROTO:       return "segment or journal is corrupt or of another layout version";
+	case EIO:          return "journal write or flush failed (I/O error)";
+	case ENOTSUP:      return "not supported: the segment has no journal";
 	case EAGAIN:       return "full, or nothing ready: try again";
 	case ETIMEDOUT:    return "timed out";
 	case EMSGSIZE:     return "payload or result larger than the segment's max_payload";

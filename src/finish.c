@@ -163,6 +163,8 @@ int tq_ack(tq *t, uint64_t id, const void *result, size_t result_len)
 			tq__store(&s->state, tq__st(TQ__K_DONE, 0));
 	}
 done:
+	if (tq__jnl_on(t))
+		tq__jnl_end(t, id);
 	attempt_done(t, q, lv, hi);
 	done_with(t, idx, hi);
 	tq__count(t, q, lv, TQ__C_ACKED, 1);
@@ -199,7 +201,8 @@ int tq_fail(tq *t, uint64_t id)
 {
 	struct tq__slot *s;
 	uint32_t idx, q, lv;
-	uint64_t delay;
+	uint64_t delay, jdue = 0;
+	uint32_t att;
 	bool dead;
 	int hi, e;
 
@@ -215,7 +218,8 @@ int tq_fail(tq *t, uint64_t id)
 		return e;
 	if (!grab(t, idx))
 		return tq__fail(t, -ESTALE, "task %llu: lease lost", (unsigned long long)id);
-	dead = tq__load_rlx(&s->attempts) >= tq__load_rlx(&s->max_attempts);
+	att = tq__load_rlx(&s->attempts);
+	dead = att >= tq__load_rlx(&s->max_attempts);
 	delay = dead ? 0 : backoff_ns(t, tq__queue(t, q), tq__load_rlx(&s->attempts));
 	if (dead) {
 		e = tq__ring_push(t, tq__ring_dead(&t->lay, q), idx, TQ__K_DEAD);
@@ -223,6 +227,7 @@ int tq_fail(tq *t, uint64_t id)
 		/* Wait in the delay wheel before it is ready again. */
 		uint64_t due = tq_now_ns() + delay;
 
+		jdue = due;
 		tq__store_rlx(&s->due_ns, due);
 		e = tq__delay_push(t, idx, due);
 		if (e == 0)
@@ -237,6 +242,9 @@ int tq_fail(tq *t, uint64_t id)
 		return tq__fail(t, e, "no room to requeue task %llu; it stays leased",
 				(unsigned long long)id);
 	}
+	if (tq__jnl_on(t))
+		tq__jnl_set(t, id, dead ? TQ__JS_DEAD : jdue ? TQ__JS_DELAYED : TQ__JS_READY, lv,
+			    att, jdue);
 	attempt_done(t, q, lv, hi);
 	done_with(t, idx, hi);
 	tq__count(t, q, lv, TQ__C_FAILED, 1);

@@ -56,6 +56,14 @@ struct tq {
 	uint32_t nallq;
 	uint64_t allq_seen;        /* hdr->queues_declared when allq was built */
 
+	/* The journal (journal.c): on when the segment has one. */
+	bool jon;
+	uint32_t jsync;            /* durability is TQ_DURABILITY_SYNC */
+	uint64_t jfile_bytes;
+	struct tq__jmap jmap[TQ__JMAPS];
+	uint32_t jmap_next;
+	char jdir[TQ_PATH_MAX];
+
 	char err[256];
 };
 
@@ -162,8 +170,14 @@ void tq__slot_release(tq *t, uint32_t idx);
 void tq__slot_flush(tq *t);
 int tq__slot_lookup(tq *t, uint64_t id, uint32_t *idx);
 
+/* journal.c: whether this segment keeps a journal (fixed at creation). */
+static inline bool tq__jnl_on(tq *t) { return t->jon; }
+
 /* queue.c */
 int tq__queue_check(tq *t, int q);
+void tq__queue_config_of(tq *t, uint32_t q, struct tq_queue_config *qc);
+int tq__queue_restore(tq *t, uint32_t q, const char *name, const struct tq_queue_config *qc,
+		      bool paused);
 
 /* stats.c */
 static inline struct tq__counters *tq__ctr(tq *t, uint32_t q, uint32_t lv, uint32_t stripe)

@@ -215,6 +215,8 @@ int tq_forget(tq *t, uint64_t id)
 	if (e < 0)
 		return e;
 	finish_free(t, g.idx, g.hi);
+	if (tq__jnl_on(t) && tq__st_kind(g.st) == TQ__K_DEAD)
+		tq__jnl_end(t, id);
 	/* A dead letter or a result with a TTL leaves a stale ring cell. */
 	if (tq__st_kind(g.st) == TQ__K_DEAD || tq__st_arg(g.st))
 		tq__ring_skip_stale(t, tq__st_ring(g.st), tq__st_kind(g.st), 64);
@@ -234,6 +236,8 @@ int tq_cancel(tq *t, uint64_t id)
 		return e;
 	/* Its ring entry stays behind; consumers skip it. */
 	finish_free(t, g.idx, g.hi);
+	if (tq__jnl_on(t))
+		tq__jnl_end(t, id);
 	if (tq__st_kind(g.st) == TQ__K_READY) {
 		tq__count(t, g.q, g.lv, TQ__C_DEQ, 1);
 	} else {
@@ -260,6 +264,8 @@ int tq_set_level(tq *t, uint64_t id, unsigned level)
 	if (e < 0)
 		return e;
 	s = tq__slot(t, g.idx);
+	uint32_t att = tq__load_rlx(&s->attempts);
+	uint64_t due = tq__load_rlx(&s->due_ns);
 	tq__store_rlx(&s->level, (uint8_t)level);
 	if (tq__st_kind(g.st) == TQ__K_READY) {
 		e = tq__publish_ready(t, g.idx, g.q, level);
@@ -286,6 +292,12 @@ int tq_set_level(tq *t, uint64_t id, unsigned level)
 	}
 	tq__count(t, g.q, level, TQ__C_MOVED, 1);
 	tq__held_del(t, g.hi);
+	if (tq__jnl_on(t)) {
+		bool delayed = tq__st_kind(g.st) == TQ__K_DELAYED;
+
+		tq__jnl_set(t, id, delayed ? TQ__JS_DELAYED : TQ__JS_READY, level, att,
+			    delayed ? due : 0);
+	}
 	return 0;
 }
 
@@ -311,6 +323,8 @@ int tq_requeue_dead(tq *t, uint64_t id)
 		tq__add(&tq__queue(t, g.q)->count, 1);
 	tq__count(t, g.q, g.lv, TQ__C_REQUEUED, 1);
 	tq__held_del(t, g.hi);
+	if (tq__jnl_on(t))
+		tq__jnl_set(t, id, TQ__JS_READY, g.lv, 0, 0);
 	tq__ring_skip_stale(t, tq__st_ring(g.st), TQ__K_DEAD, 64);
 	return 0;
 }

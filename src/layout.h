@@ -18,6 +18,8 @@
 
 #include <tq/tq.h>
 
+#include "journal.h"
+
 #define TQ__MAGIC          0x544e4d4745535154ull  /* "TQSEGMNT" little-endian */
 #define TQ__LAYOUT_VERSION 2u
 #define TQ__CACHELINE      64u
@@ -240,6 +242,8 @@ struct tq__proc {
 	uint64_t n_leased, n_done, n_submitted;
 	uint32_t leased_now;
 	uint32_t pad2;
+	uint64_t jres;           /* journal space reserved, not yet committed: the
+	                          * LSN (or the tail seen before reserving), 0 none */
 	_Alignas(TQ__CACHELINE) uint32_t held[TQ_HELD_MAX];
 };
 
@@ -319,6 +323,7 @@ struct tq__hdr {
 	_Alignas(TQ__CACHELINE) uint64_t repairs; /* half-done operations repaired */
 	uint64_t queues_declared;
 	uint64_t supervisor;     /* token of the active supervisor, 0 none */
+	_Alignas(TQ__CACHELINE) struct tq__jhdr jnl; /* the journal (journal.h) */
 };
 
 /* Ring numbering. */

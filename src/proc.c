@@ -86,6 +86,7 @@ int tq__proc_claim(tq *t)
 		tq__store_rlx(&p->n_done, 0);
 		tq__store_rlx(&p->n_submitted, 0);
 		tq__store_rlx(&p->leased_now, 0);
+		tq__store_rlx(&p->jres, 0);
 		for (uint32_t w = 0; w < TQ_QUEUES_MAX / 64; w++)
 			tq__store_rlx(&p->sleeping[w], 0);
 		tq__store_rlx(&p->space_sleeping, 0);

@@ -157,6 +157,8 @@ setup:
 		}
 		tq__store(&qu->state, TQ__Q_ACTIVE);
 		tq__add(&t->hdr->queues_declared, 1);
+		if (tq__jnl_on(t))
+			tq__jnl_queue(t, q);
 		return (int)q;
 	}
 	return tq__fail(t, -ENOSPC, "all %u queues are declared", n);
@@ -232,6 +234,48 @@ static int set_paused(tq *t, int q, uint32_t v)
 	tq__store(&tq__queue(t, (uint32_t)q)->paused, v);
 	if (!v)
 		tq__wake_ready(t, (uint32_t)q, ~0u);
+	if (tq__jnl_on(t))
+		tq__jnl_queue(t, (uint32_t)q);
+	return 0;
+}
+
+void tq__queue_config_of(tq *t, uint32_t q, struct tq_queue_config *qc)
+{
+	struct tq__queue *qu = tq__queue(t, q);
+
+	memset(qc, 0, sizeof(*qc));
+	qc->max_length = tq__load_rlx(&qu->max_length);
+	qc->lease_ms = tq__load_rlx(&qu->lease_ms);
+	qc->max_attempts = tq__load_rlx(&qu->max_attempts);
+	qc->weight = tq__load_rlx(&qu->weight);
+	for (uint32_t l = 0; l < TQ_LEVELS_MAX; l++)
+		qc->level_weight[l] = tq__load_rlx(&qu->level_weight[l]);
+	qc->retry_base_ms = tq__load_rlx(&qu->retry_base_ms);
+	qc->retry_cap_ms = tq__load_rlx(&qu->retry_cap_ms);
+	qc->retry_factor = tq__load_rlx(&qu->retry_factor);
+	qc->result_ttl_ms = tq__load_rlx(&qu->result_ttl_ms);
+}
+
+/* Replay: declare queue `name` at index q, as the journal recorded it. Only
+ * before the segment is attachable, so nobody races. */
+int tq__queue_restore(tq *t, uint32_t q, const char *name, const struct tq_queue_config *qc,
+		      bool paused)
+{
+	struct tq__queue *qu = tq__queue(t, q);
+	int e;
+
+	if (q >= t->lay.queues || check_qname(t, name) < 0)
+		return -EINVAL;
+	if (tq__load(&qu->state) == TQ__Q_ACTIVE) {
+		tq__store(&qu->paused, paused ? 1u : 0u);
+		return 0;
+	}
+	e = queue_setup(t, q, name, qc);
+	if (e < 0)
+		return e;
+	tq__store(&qu->paused, paused ? 1u : 0u);
+	tq__store(&qu->state, TQ__Q_ACTIVE);
+	tq__add(&t->hdr->queues_declared, 1);
 	return 0;
 }
 

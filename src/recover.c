@@ -97,17 +97,24 @@ static void end_lease(tq *t, uint32_t idx, struct tq_recovery *rep)
 	struct tq__slot *s = tq__slot(t, idx);
 	uint32_t q, lv;
 
+	uint64_t id = (uint64_t)tq__load_rlx(&s->gen) << 32 | idx;
+	uint32_t att = tq__load_rlx(&s->attempts);
+
 	if (slot_place(t, s, &q, &lv) < 0)
 		return;
 	tq__count(t, q, lv, TQ__C_RECOVERED, 1);
-	if (tq__load_rlx(&s->attempts) >= tq__load_rlx(&s->max_attempts)) {
+	if (att >= tq__load_rlx(&s->max_attempts)) {
 		if (tq__ring_push(t, tq__ring_dead(&t->lay, q), idx, TQ__K_DEAD) == 0) {
 			tq__count(t, q, lv, TQ__C_DEAD, 1);
 			tq__queue_leave(t, q);
 			rep->dead++;
+			if (tq__jnl_on(t))
+				tq__jnl_set(t, id, TQ__JS_DEAD, lv, att, 0);
 		}
 	} else if (tq__publish_ready(t, idx, q, lv) == 0) {
 		rep->requeued++;
+		if (tq__jnl_on(t))
+			tq__jnl_set(t, id, TQ__JS_READY, lv, att, 0);
 	}
 }
 

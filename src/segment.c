@@ -25,6 +25,10 @@
 #define DEF_MAX_PAYLOAD (1u << 20)
 #define DEF_PROCS       256u
 #define DEF_ARENA       (64ull << 20)
+#define DEF_FLUSH_MS    10u
+#define DEF_FILE_MB     64u
+#define TQ__MAGIC_REPLAY 0x59414c5045525154ull  /* "TQREPLAY": being restored */
+#define REPLAY_WAIT_MS  120000
 #define PAGE            4096ull
 #define TOTAL_MAX       (1ull << 46)
 
@@ -41,6 +45,9 @@ void tq_config_init(struct tq_config *cfg)
 	cfg->mode = 0600;
 	cfg->group = -1;
 	cfg->arena_bytes = DEF_ARENA;
+	cfg->durability = TQ_DURABILITY_ASYNC;
+	cfg->flush_ms = DEF_FLUSH_MS;
+	cfg->journal_file_mb = DEF_FILE_MB;
 }
 
 uint64_t tq_now_ns(void)
@@ -101,7 +108,40 @@ static int normalize(const struct tq_config *in, struct tq_config *cfg)
 		cfg->arena_bytes = in->arena_bytes;
 	if (cfg->group >= 0 && !in->mode)
 		cfg->mode = 0660;
+	if (!memchr(in->journal_dir, 0, sizeof(in->journal_dir)))
+		return tq__fail(NULL, -ENAMETOOLONG, "journal_dir is not terminated within %u bytes",
+				TQ_PATH_MAX);
+	memcpy(cfg->journal_dir, in->journal_dir, sizeof(cfg->journal_dir));
+	cfg->durability = in->durability;
+	if (in->flush_ms)
+		cfg->flush_ms = in->flush_ms;
+	if (in->journal_file_mb)
+		cfg->journal_file_mb = in->journal_file_mb;
+	if (cfg->durability > TQ_DURABILITY_NONE)
+		return tq__fail(NULL, -EINVAL, "durability %u is not one of enum tq_durability",
+				cfg->durability);
+	if (cfg->durability == TQ_DURABILITY_NONE)
+		cfg->journal_dir[0] = 0;
+	if (cfg->journal_dir[0] && cfg->journal_dir[0] != '/')
+		return tq__fail(NULL, -EINVAL, "journal_dir \"%s\" must be an absolute path",
+				cfg->journal_dir);
+	if (cfg->flush_ms > 60000)
+		return tq__fail(NULL, -EINVAL, "flush_ms %u exceeds a minute", cfg->flush_ms);
+	if (cfg->journal_file_mb > (1u << 20))
+		return tq__fail(NULL, -EINVAL, "journal_file_mb %u exceeds 1 TiB", cfg->journal_file_mb);
 	return 0;
+}
+
+/* Files roll at journal_file_mb, but hold at least four of the largest
+ * records (a batch of max_payload tasks does not fit: batches split). */
+static void journal_sizing(struct tq_config *cfg)
+{
+	uint64_t need = ((uint64_t)cfg->max_payload * 4 + (1u << 20)) >> 20;
+
+	if (cfg->journal_file_mb < need)
+		cfg->journal_file_mb = (uint32_t)need;
+	if (cfg->journal_file_mb < 1)
+		cfg->journal_file_mb = 1;
 }
 
 int tq__layout_compute(const struct tq_config *cfg, struct tq__layout *l)
@@ -226,6 +266,8 @@ static int handle_new(tq **ret, uint8_t *base, uint64_t size, const struct tq__l
 		free(t);
 		return -ENOMEM;
 	}
+	for (uint32_t i = 0; i < TQ__JMAPS; i++)
+		t->jmap[i].fd = -1;
 	for (uint32_t i = 0; i < TQ_HELD_MAX; i++)
 		t->held_free[i] = (uint16_t)(TQ_HELD_MAX - 1 - i);
 	t->nheld_free = TQ_HELD_MAX;
@@ -236,6 +278,7 @@ static int handle_new(tq **ret, uint8_t *base, uint64_t size, const struct tq__l
 
 static void handle_free(tq *t)
 {
+	tq__jnl_close(t);
 	if (t->base)
 		munmap(t->base, t->size);
 	free(t->wrr);
@@ -250,6 +293,7 @@ int tq_create(const char *name, const struct tq_config *cfg_in, tq **ret)
 	struct tq__layout lay;
 	struct tq__hdr *h;
 	uint8_t *base;
+	int replay = 0;
 	tq *t;
 	int fd, r;
 
@@ -259,7 +303,16 @@ int tq_create(const char *name, const struct tq_config *cfg_in, tq **ret)
 	r = check_name(name, path);
 	if (r < 0)
 		return r;
-	normalize(cfg_in, &cfg);
+	r = normalize(cfg_in, &cfg);
+	if (r < 0)
+		return r;
+	/* A journal keeps the layout of the segment that wrote it. */
+	if (cfg.journal_dir[0]) {
+		replay = tq__jnl_config(cfg.journal_dir, &cfg);
+		if (replay < 0)
+			return replay;
+		journal_sizing(&cfg);
+	}
 	r = tq__layout_compute(&cfg, &lay);
 	if (r < 0)
 		return r;
@@ -311,6 +364,25 @@ int tq_create(const char *name, const struct tq_config *cfg_in, tq **ret)
 		handle_free(t);
 		shm_unlink(path);
 		return tq__fail(NULL, r, "initialising %s: %s", path, tq_strerror(r));
+	}
+	r = tq__jnl_setup(t, &cfg, true);
+	if (r >= 0 && replay) {
+		/* Attachers wait while the journal is read back. */
+		tq__store(&h->magic, TQ__MAGIC_REPLAY);
+		r = tq__jnl_replay(t);
+	}
+	if (r >= 0 && t->jon) {
+		uint8_t *jbase;
+
+		r = tq__jnl_map(t, h->jnl.tail / h->jnl.file_bytes, true, &jbase);
+	}
+	if (r < 0) {
+		char why[256];
+
+		snprintf(why, sizeof(why), "%s", t->err[0] ? t->err : tq_last_error(NULL));
+		handle_free(t);
+		shm_unlink(path);
+		return tq__fail(NULL, r, "journal of %s: %s", path, why);
 	}
 	/* The magic goes last: an attacher that sees it sees a whole segment. */
 	tq__store(&h->magic, TQ__MAGIC);
@@ -391,7 +463,8 @@ int tq_attach(const char *name, tq **ret)
 			close(fd);
 			return tq__fail(NULL, -EPROTO, "%s: cannot read the header", path);
 		}
-		if (hdr.magic != 0 || tries >= 1000)
+		if ((hdr.magic != 0 && hdr.magic != TQ__MAGIC_REPLAY) ||
+		    (hdr.magic == 0 && tries >= 1000) || tries >= REPLAY_WAIT_MS)
 			break;
 		usleep(1000);
 	}
@@ -409,6 +482,11 @@ int tq_attach(const char *name, tq **ret)
 	if (r < 0) {
 		munmap(base, lay.total);
 		return tq__fail(NULL, r, "no memory for a handle");
+	}
+	r = tq__jnl_setup(t, NULL, false);
+	if (r < 0) {
+		handle_free(t);
+		return r;
 	}
 	r = tq__proc_claim(t);
 	if (r < 0) {

@@ -244,6 +244,73 @@ undo_count:
 	return e;
 }
 
+/*
+ * The journal record of a submit call: reserved before its first task is
+ * published and committed before the call returns or waits for room, so a
+ * checkpoint never misses a task (docs/journal.md). One record holds as
+ * many of the call's tasks as fit in a quarter of a file.
+ */
+struct jsub {
+	uint8_t *rec;
+	uint64_t lsn;
+	uint32_t len, used, n, cap;
+};
+
+static uint32_t jtask_size(uint32_t len)
+{
+	return (uint32_t)sizeof(struct tq__jtask) + tq__jalign(len);
+}
+
+static int jsub_open(tq *t, struct jsub *j, const struct tq_task_spec *specs, unsigned from,
+		     unsigned n)
+{
+	uint64_t len = TQ__JREC_MIN, limit = t->jfile_bytes / 4;
+	unsigned k = from;
+
+	for (; k < n; k++) {
+		uint64_t more = jtask_size(specs[k].len);
+		if (k > from && len + more > limit)
+			break;
+		len += more;
+	}
+	j->used = TQ__JREC_MIN;
+	j->n = 0;
+	j->cap = k - from;
+	j->len = (uint32_t)len;
+	return tq__jnl_reserve(t, j->len, &j->rec, &j->lsn);
+}
+
+static void jsub_add(struct jsub *j, const struct submit_ctx *c, uint64_t id, const void *payload,
+		     uint32_t len, uint32_t level, uint32_t type)
+{
+	struct tq__jtask jt;
+
+	memset(&jt, 0, sizeof(jt));
+	jt.id = id;
+	jt.submitted_ns = c->now;
+	jt.where = c->not_before > c->now ? TQ__JS_DELAYED : TQ__JS_READY;
+	jt.due_ns = jt.where == TQ__JS_DELAYED ? c->not_before : 0;
+	jt.queue = (uint8_t)c->q;
+	jt.level = (uint8_t)level;
+	jt.max_attempts = (uint8_t)c->max_attempts;
+	jt.type = (uint16_t)type;
+	jt.lease_ms = c->lease_ms;
+	jt.len = len;
+	memcpy(j->rec + j->used, &jt, sizeof(jt));
+	if (len)
+		memcpy(j->rec + j->used + sizeof(jt), payload, len);
+	j->used += jtask_size(len);
+	j->n++;
+}
+
+static void jsub_close(tq *t, struct jsub *j)
+{
+	if (!j->rec)
+		return;
+	tq__jnl_commit(t, j->rec, j->lsn, j->len, j->n ? TQ__J_TASKS : TQ__J_PAD, j->n);
+	j->rec = NULL;
+}
+
 static void ctx_init(struct submit_ctx *c, tq *t, uint32_t q, const struct tq_submit_opts *opts)
 {
 	c->t = t;
@@ -289,6 +356,7 @@ int tq_submit_batch(tq *t, int q, const struct tq_task_spec *specs, unsigned n,
 {
 	static const struct tq_submit_opts defaults;
 	struct submit_ctx c;
+	struct jsub j;
 	unsigned accepted = 0, ready = 0;
 	int64_t deadline;
 	int e = 0;
@@ -311,21 +379,31 @@ int tq_submit_batch(tq *t, int q, const struct tq_task_spec *specs, unsigned n,
 
 	ctx_init(&c, t, (uint32_t)q, opts);
 	deadline = opts->timeout_ms ? tq__deadline(opts->timeout_ms) : 0;
+	j.rec = NULL;
 
 	while (accepted < n) {
+		const struct tq_task_spec *sp = &specs[accepted];
 		uint64_t id = 0;
 		bool is_ready = false;
 		uint32_t seq;
 
-		e = submit_one(&c, specs[accepted].payload, specs[accepted].len,
-			       specs[accepted].level, specs[accepted].type, &id, &is_ready);
+		if (t->jon && !j.rec && (e = jsub_open(t, &j, specs, accepted, n)) < 0)
+			break;
+		e = submit_one(&c, sp->payload, sp->len, sp->level, sp->type, &id, &is_ready);
 		if (e == 0) {
 			if (ids)
 				ids[accepted] = id;
 			accepted++;
 			ready += is_ready;
+			if (j.rec) {
+				jsub_add(&j, &c, id, sp->payload, sp->len, sp->level, sp->type);
+				if (j.n == j.cap)
+					jsub_close(t, &j);
+			}
 			continue;
 		}
+		/* The record is committed before any wait. */
+		jsub_close(t, &j);
 		if (e != -EAGAIN || opts->timeout_ms == 0)
 			break;
 		/* Full: wake workers for what is already in, then wait. */
@@ -335,15 +413,24 @@ int tq_submit_batch(tq *t, int q, const struct tq_task_spec *specs, unsigned n,
 		}
 		tq__store(&t->proc->space_sleeping, 1);
 		seq = tq__waitq_enter(&t->hdr->space);
-		e = submit_one(&c, specs[accepted].payload, specs[accepted].len,
-			       specs[accepted].level, specs[accepted].type, &id, &is_ready);
-		if (e == -EAGAIN)
+		e = 0;
+		if (t->jon)
+			e = jsub_open(t, &j, specs, accepted, n);
+		if (e == 0)
+			e = submit_one(&c, sp->payload, sp->len, sp->level, sp->type, &id, &is_ready);
+		if (e == -EAGAIN) {
+			jsub_close(t, &j);
 			e = nap_for_space(t, seq, deadline);
-		else if (e == 0) {
+		} else if (e == 0) {
 			if (ids)
 				ids[accepted] = id;
 			accepted++;
 			ready += is_ready;
+			if (j.rec) {
+				jsub_add(&j, &c, id, sp->payload, sp->len, sp->level, sp->type);
+				if (j.n == j.cap)
+					jsub_close(t, &j);
+			}
 		}
 		tq__waitq_leave(&t->hdr->space);
 		tq__store(&t->proc->space_sleeping, 0);
@@ -353,10 +440,14 @@ int tq_submit_batch(tq *t, int q, const struct tq_task_spec *specs, unsigned n,
 			break;
 		}
 	}
+	jsub_close(t, &j);
 	if (ready)
 		tq__wake_ready(t, c.q, ready);
 	if (!accepted)
 		return e;
+	if (t->jsync && (e = tq__jnl_sync_wait(t)) < 0)
+		return tq__fail(t, e, "%u tasks were queued but the journal flush failed: they "
+				"may not survive a power cut", accepted);
 	return (int)accepted;
 }
 
@@ -366,6 +457,7 @@ int tq_submit(tq *t, int q, const void *payload, size_t len, const struct tq_sub
 	static const struct tq_submit_opts defaults;
 	struct tq_task_spec spec;
 	struct submit_ctx c;
+	struct jsub j;
 	uint64_t tmp;
 	bool ready;
 	int e;
@@ -385,12 +477,30 @@ int tq_submit(tq *t, int q, const void *payload, size_t len, const struct tq_sub
 		return e;
 	/* The common case in one pass; the batch path waits for room. */
 	ctx_init(&c, t, (uint32_t)q, opts);
+	spec.payload = payload;
+	spec.len = (uint32_t)len;
+	spec.level = opts->level;
+	spec.type = opts->type;
+	j.rec = NULL;
+	if (t->jon && (e = jsub_open(t, &j, &spec, 0, 1)) < 0)
+		return e;
 	e = submit_one(&c, payload, (uint32_t)len, opts->level, opts->type, &tmp, &ready);
+	if (j.rec) {
+		if (e == 0)
+			jsub_add(&j, &c, tmp, payload, (uint32_t)len, opts->level, opts->type);
+		jsub_close(t, &j);
+		if (e == 0 && t->jsync) {
+			/* Workers may start while the flush runs. */
+			if (ready)
+				tq__wake_ready(t, (uint32_t)q, 1);
+			ready = false;
+			e = tq__jnl_sync_wait(t);
+			if (e < 0)
+				return tq__fail(t, e, "the task was queued but the journal flush "
+						"failed: it may not survive a power cut");
+		}
+	}
 	if (e == -EAGAIN && opts->timeout_ms != 0) {
-		spec.payload = payload;
-		spec.len = (uint32_t)len;
-		spec.level = opts->level;
-		spec.type = opts->type;
 		e = tq_submit_batch(t, q, &spec, 1, opts, &tmp);
 		if (e < 0)
 			return e;

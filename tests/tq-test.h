@@ -44,6 +44,7 @@
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/wait.h>
+#include <ftw.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -148,6 +149,21 @@ static void tqt_sup_on_signal(int sig)
 	tqt_sup_signal = sig;
 }
 
+static int tqt_rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+	(void)sb;
+	(void)flag;
+	(void)ftw;
+	remove(path);
+	return 0;
+}
+
+/** Remove a directory tree (tests' temporary directories). */
+static void tqt_rm_rf(const char *path)
+{
+	nftw(path, tqt_rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
 /* The supervisor: the test's first process, which forks the real main
  * process and outlives it whatever happens to it (a crash, a sanitizer
  * abort, SIGKILL): then it SIGKILLs the children left behind (it is their
@@ -206,6 +222,17 @@ static TQT_NORETURN void tqt_supervise(pid_t main_pid)
 			char name[NAME_MAX + 2];
 			snprintf(name, sizeof name, "/%s", e->d_name);
 			shm_unlink(name);
+		}
+	}
+	if (d)
+		closedir(d);
+	/* And every temporary directory (tqt_tmpdir()). */
+	d = opendir("/tmp");
+	while (d && (e = readdir(d))) {
+		if (strncmp(e->d_name, prefix, strlen(prefix)) == 0) {
+			char path[NAME_MAX + 8];
+			snprintf(path, sizeof path, "/tmp/%s", e->d_name);
+			tqt_rm_rf(path);
 		}
 	}
 	if (d)
@@ -476,6 +503,18 @@ static TQT_UNUSED void tqt_segname_drop(const char *name)
 			tqt_nsegs = last;
 			return;
 		}
+}
+
+/** A fresh empty directory /tmp/tq-t-<test>-<pid>-<counter> (absolute, so
+ * it can be a journal directory), removed by the test's supervisor when the
+ * test ends however it ends. buf must hold PATH_MAX / 16 bytes. */
+static TQT_UNUSED char *tqt_tmpdir(char *buf)
+{
+	snprintf(buf, PATH_MAX / 16, "/tmp/tq-t-%s-%d-%u", tqt_test, (int)tqt_main_pid,
+		 tqt_seg_counter++);
+	if (mkdir(buf, 0700) < 0)
+		FAIL("mkdir %s: %s", buf, strerror(errno));
+	return buf;
 }
 
 /** The /dev/shm path of a segment name. */

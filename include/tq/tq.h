@@ -84,7 +84,7 @@ struct tq_config {
 	 * journal restores every unfinished task, with its ID, before the
 	 * segment can be attached. */
 	char journal_dir[TQ_PATH_MAX];
-	uint32_t durability;   /* enum tq_durability (default TQ_DURABILITY_ASYNC) */
+	uint32_t durability;   /* enum tq_durability (default, 0: TQ_DURABILITY_ASYNC) */
 	uint32_t flush_ms;     /* TQ_DURABILITY_ASYNC: flushed this often, by the
 	                        * supervisor's tq_journal_maintain() (default 10) */
 	uint32_t journal_file_mb; /* files roll at this size (default 64; at
@@ -94,12 +94,13 @@ struct tq_config {
 
 /** How far an accepted task is safe. */
 enum tq_durability {
-	TQ_DURABILITY_NONE = 0,  /* journal written, never flushed by tq: survives
-	                          * any process's death (page cache), not a power cut */
-	TQ_DURABILITY_ASYNC = 1, /* flushed every flush_ms: a power cut loses at
-	                          * most the last flush_ms of changes */
-	TQ_DURABILITY_SYNC = 2,  /* tq_submit() returns once the task is on disk;
+	TQ_DURABILITY_ASYNC = 0, /* the default: flushed every flush_ms, so a power
+	                          * cut loses at most the last flush_ms of changes */
+	TQ_DURABILITY_SYNC = 1,  /* tq_submit() returns once the task is on disk;
 	                          * concurrent callers share one flush (group commit) */
+	TQ_DURABILITY_NONE = 2,  /* no journal even with journal_dir: tasks survive
+	                          * any process's death (the segment is in shared
+	                          * memory), not a reboot */
 };
 
 /** Fill *cfg with the defaults listed above. */
@@ -493,6 +494,7 @@ struct tq_journal_info {
 	uint64_t flushes;
 	uint64_t checkpoints;
 	uint64_t last_flush_ns;  /* CLOCK_REALTIME */
+	uint64_t errors;         /* records or flushes that failed (EIO, ENOSPC) */
 	/* What tq_create() found when it replayed the directory. */
 	uint64_t replay_records; /* good records read */
 	uint64_t replay_tasks;   /* unfinished tasks restored */
@@ -500,6 +502,8 @@ struct tq_journal_info {
 	uint64_t replay_damaged; /* damaged regions skipped (torn or corrupt) */
 	uint64_t replay_dropped; /* bytes in them */
 	uint64_t replay_damage_lsn; /* position of the first, 0 none */
+	uint64_t replay_lost;    /* tasks found that could not be restored (their
+	                          * queue's record was lost, or no room) */
 	char dir[TQ_PATH_MAX];
 };
 
