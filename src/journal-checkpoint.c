@@ -78,8 +78,15 @@ static int put_gens(tq *t)
 		struct tq__jgens g = { .first = first };
 		uint8_t *rec;
 		uint64_t lsn;
-		int e = tq__jnl_reserve(t, len, &rec, &lsn);
+		bool used = false;
+		int e;
 
+		/* Slots never used (generation 0) need no record. */
+		for (uint32_t i = 0; i < n && !used; i++)
+			used = tq__load_rlx(&tq__slot(t, first + i)->gen) != 0;
+		if (!used)
+			continue;
+		e = tq__jnl_reserve(t, len, &rec, &lsn);
 		if (e < 0)
 			return e;
 		memcpy(rec + TQ__JREC_MIN, &g, sizeof(g));

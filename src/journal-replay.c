@@ -38,6 +38,16 @@ static bool valid_at(const uint8_t *p, size_t avail, uint64_t lsn)
 	return crc == r->crc;
 }
 
+static bool zero64(const uint8_t *p)
+{
+	uint64_t v[8], acc = 0;
+
+	memcpy(v, p, 64);
+	for (int i = 0; i < 8; i++)
+		acc |= v[i];
+	return acc == 0;
+}
+
 static bool zero8(const uint8_t *p)
 {
 	uint64_t v;
@@ -87,9 +97,15 @@ int tq__jnl_scan(const uint8_t *file, size_t size, uint64_t base_lsn, tq__jscan_
 			dirty = false;
 			bad_from = pos;
 		}
-		if (!zero8(file + pos))
+		if (!zero8(file + pos)) {
 			dirty = true;
+			pos += TQ__JALIGN;
+			continue;
+		}
+		/* Unwritten space: skip it a cache line at a time. */
 		pos += TQ__JALIGN;
+		while (pos % 64 == 0 && pos + 64 <= size && zero64(file + pos))
+			pos += 64;
 	}
 	if (in_bad && dirty) {
 		/* A torn tail: everything after the last good record. */
@@ -153,6 +169,27 @@ static int list_files(const char *dir, struct jfiles *out)
 	if (out->n)
 		qsort(out->idx, out->n, sizeof(*out->idx), cmp_u64);
 	return 0;
+}
+
+/* The end of the last region of fd holding data, or size if the file
+ * system cannot tell (then zeros are scanned). */
+static uint64_t written_end(int fd, uint64_t size)
+{
+	off_t pos = 0, end = 0;
+
+	for (;;) {
+		off_t d = lseek(fd, pos, SEEK_DATA), h;
+
+		if (d < 0)
+			return errno == ENXIO ? (uint64_t)end : size;
+		h = lseek(fd, d, SEEK_HOLE);
+		if (h < 0)
+			return size;
+		end = h;
+		if ((uint64_t)h >= size)
+			return size;
+		pos = h;
+	}
 }
 
 /* Read and check a file's header. */
@@ -229,10 +266,30 @@ struct replay {
 	tq *t;
 	struct rtask *slots;
 	uint32_t capacity;
+	uint32_t *touched;       /* slots with an entry, each once */
+	uint32_t ntouched, cap_touched;
+	bool nomem;
 	struct tq__jqueue queues[TQ_QUEUES_MAX];
 	bool have_queue[TQ_QUEUES_MAX];
 	uint64_t malformed;
 };
+
+/* Note slot idx as having an entry (first time only: gen was 0). */
+static void touch(struct replay *rp, uint32_t idx)
+{
+	if (rp->ntouched == rp->cap_touched) {
+		uint32_t cap = rp->cap_touched ? rp->cap_touched * 2 : 4096;
+		uint32_t *p = realloc(rp->touched, (size_t)cap * sizeof(*p));
+
+		if (!p) {
+			rp->nomem = true;
+			return;
+		}
+		rp->touched = p;
+		rp->cap_touched = cap;
+	}
+	rp->touched[rp->ntouched++] = idx;
+}
 
 /* The entry for id, newer generations replacing older; NULL if id is older
  * than what the slot has seen or out of range. */
@@ -248,6 +305,8 @@ static struct rtask *entry(struct replay *rp, uint64_t id, bool *fresh)
 	if (gen < e->gen)
 		return NULL;
 	if (gen > e->gen) {
+		if (!e->gen)
+			touch(rp, idx);
 		memset(e, 0, sizeof(*e));
 		e->gen = gen;
 		*fresh = true;
@@ -357,7 +416,9 @@ static void apply_gens(struct replay *rp, const struct tq__jrec *r, const uint8_
 		if (idx < g.first || idx >= rp->capacity)
 			break;
 		memcpy(&gen, body + sizeof(g) + (size_t)i * 4, 4);
-		if (gen > rp->slots[idx].gen) {
+		if (gen && gen > rp->slots[idx].gen) {
+			if (!rp->slots[idx].gen)
+				touch(rp, idx);
 			memset(&rp->slots[idx], 0, sizeof(rp->slots[idx]));
 			rp->slots[idx].gen = gen;
 		}
@@ -471,12 +532,15 @@ static int restore(tq *t, struct replay *rp, uint64_t *restored, uint64_t *lost)
 			return tq__fail(t, r, "restoring queue %u \"%s\": %s", q, rp->queues[q].name,
 					tq_strerror(r));
 	}
-	order = malloc((size_t)rp->capacity * sizeof(*order));
+	if (rp->nomem)
+		return tq__fail(t, -ENOMEM, "no memory to replay");
+	order = malloc(((size_t)rp->ntouched + 1) * sizeof(*order));
 	if (!order)
-		return tq__fail(t, -ENOMEM, "no memory to order %u slots", rp->capacity);
-	for (uint32_t i = 0; i < rp->capacity; i++) {
-		if (rp->slots[i].gen)
-			tq__store_rlx(&tq__slot(t, i)->gen, rp->slots[i].gen);
+		return tq__fail(t, -ENOMEM, "no memory to order %u slots", rp->ntouched);
+	for (uint32_t k = 0; k < rp->ntouched; k++) {
+		uint32_t i = rp->touched[k];
+
+		tq__store_rlx(&tq__slot(t, i)->gen, rp->slots[i].gen);
 		if (rp->slots[i].live)
 			order[n++] = i;
 	}
@@ -572,9 +636,13 @@ int tq__jnl_replay(tq *t)
 			continue;
 		}
 		/* A file cut short (a power cut while it was allocated) is
-		 * read as far as it goes. */
+		 * read as far as it goes; space allocated but never written
+		 * (a hole to SEEK_DATA) is zeros and not read at all. */
 		if ((uint64_t)st.st_size > F)
 			st.st_size = (off_t)F;
+		st.st_size = (off_t)written_end(fd, (uint64_t)st.st_size);
+		if (h.hwm < (uint64_t)st.st_size)
+			st.st_size = (off_t)(h.hwm > TQ__JPAGE ? h.hwm : TQ__JPAGE);
 		maps[i] = st.st_size >= (off_t)TQ__JPAGE ?
 			  mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0) : MAP_FAILED;
 		close(fd);
@@ -620,6 +688,7 @@ out:
 	free(sizes);
 	free(fl.idx);
 	free(rp->slots);
+	free(rp->touched);
 	free(rp);
 	return e;
 }

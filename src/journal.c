@@ -104,14 +104,14 @@ int tq__jnl_map(tq *t, uint64_t file, bool create, uint8_t **base)
 		goto fail;
 	}
 	jfile_header(t, &hdr, file);
-	if (memcmp(p, &hdr, sizeof(hdr)) != 0) {
+	if (memcmp(p, &hdr, offsetof(struct tq__jfile, hwm)) != 0) {
 		if (((struct tq__jfile *)(void *)p)->magic == TQ__JMAGIC &&
 		    ((struct tq__jfile *)(void *)p)->journal_id != hdr.journal_id) {
 			munmap(p, t->jfile_bytes);
 			e = -EPROTO;
 			goto fail;
 		}
-		memcpy(p, &hdr, sizeof(hdr));
+		memcpy(p, &hdr, offsetof(struct tq__jfile, hwm));
 	}
 	m = &t->jmap[t->jmap_next++ % TQ__JMAPS];
 	if (m->base)
@@ -121,6 +121,7 @@ int tq__jnl_map(tq *t, uint64_t file, bool create, uint8_t **base)
 	m->file = file;
 	m->base = p;
 	m->fd = fd;
+	m->hwm = 0;
 	*base = p;
 	return 0;
 fail:
@@ -150,6 +151,27 @@ void tq__jnl_close(tq *t)
 			close(t->jmap[i].fd);
 		t->jmap[i].fd = -1;
 	}
+}
+
+/* Make the file's high-water mark cover `end` before the record there is
+ * committed; one shared write per TQ__JHWM bytes of the file. */
+static void raise_hwm(tq *t, uint8_t *base, uint64_t end)
+{
+	struct tq__jfile *h = (struct tq__jfile *)(void *)base;
+	struct tq__jmap *m = NULL;
+	uint64_t cur, want;
+
+	for (unsigned i = 0; i < TQ__JMAPS; i++)
+		if (t->jmap[i].base == base)
+			m = &t->jmap[i];
+	if (m && end <= m->hwm)
+		return;
+	want = (end + TQ__JHWM - 1) / TQ__JHWM * TQ__JHWM;
+	cur = tq__load(&h->hwm);
+	while (cur < want && !tq__cas64(&h->hwm, cur, want))
+		cur = tq__load(&h->hwm);
+	if (m)
+		m->hwm = cur > want ? cur : want;
 }
 
 /*
@@ -185,6 +207,7 @@ int tq__jnl_reserve(tq *t, uint32_t len, uint8_t **rec, uint64_t *lsn)
 		tq__store(&t->proc->jres, 0);
 		return e;
 	}
+	raise_hwm(t, base, at % F + len);
 	*rec = base + at % F;
 	*lsn = at;
 	return 0;

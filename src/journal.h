@@ -42,7 +42,13 @@ struct tq__jfile {
 	uint64_t arena_bytes;
 	uint32_t crc;            /* crc32c of the bytes above */
 	uint32_t pad;
+	/* Written while the file fills, outside the CRC: records lie below
+	 * this (rounded up to TQ__JHWM). Raised before any record beyond the
+	 * old mark is committed, so a flush that makes a record durable makes
+	 * the mark durable too, and replay reads no further. */
+	uint64_t hwm;
 };
+#define TQ__JHWM (1u << 20)
 
 /*
  * A record. The first word, (crc << 32 | len), is stored last with release
@@ -145,6 +151,7 @@ struct tq__jmap {
 	uint64_t file;
 	uint8_t *base;
 	int fd;
+	uint64_t hwm;            /* the file's high-water mark as last seen */
 };
 
 /* crc32c.c */
