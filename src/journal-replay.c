@@ -620,12 +620,24 @@ int tq__jnl_replay(tq *t)
 		struct stat st;
 		int fd;
 
-		if (read_header(t->jdir, fl.idx[i], &h) < 0 || h.journal_id != id ||
-		    h.file_bytes != F) {
+		if (!id)
+			break;          /* no file has a good header */
+		e = read_header(t->jdir, fl.idx[i], &h);
+		if (e == 0 && (h.journal_id != id || h.file_bytes != F)) {
+			/* Another journal's file, left in the directory. */
 			rep.damaged++;
 			if (!rep.damage_lsn)
-				rep.damage_lsn = fl.idx[i] * (F ? F : 1);
+				rep.damage_lsn = fl.idx[i] * F;
 			continue;
+		}
+		if (e < 0) {
+			/* A damaged header: its records still prove themselves
+			 * (their own LSN, their CRC), so read them. */
+			rep.damaged++;
+			rep.dropped += TQ__JPAGE;
+			if (!rep.damage_lsn)
+				rep.damage_lsn = fl.idx[i] * F;
+			h.hwm = 1;      /* no valid mark: read it all */
 		}
 		tq__jnl_path(t->jdir, fl.idx[i], path, sizeof(path));
 		fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -641,8 +653,11 @@ int tq__jnl_replay(tq *t)
 		if ((uint64_t)st.st_size > F)
 			st.st_size = (off_t)F;
 		st.st_size = (off_t)written_end(fd, (uint64_t)st.st_size);
-		if (h.hwm < (uint64_t)st.st_size)
-			st.st_size = (off_t)(h.hwm > TQ__JPAGE ? h.hwm : TQ__JPAGE);
+		if (h.hwm == 0)         /* never written past its header */
+			st.st_size = TQ__JPAGE;
+		else if (tq__jhwm_mib(h.hwm) >= 0 &&
+		    (uint64_t)tq__jhwm_mib(h.hwm) * TQ__JHWM < (uint64_t)st.st_size)
+			st.st_size = (off_t)((uint64_t)tq__jhwm_mib(h.hwm) * TQ__JHWM);
 		maps[i] = st.st_size >= (off_t)TQ__JPAGE ?
 			  mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0) : MAP_FAILED;
 		close(fd);

@@ -166,12 +166,18 @@ static void raise_hwm(tq *t, uint8_t *base, uint64_t end)
 			m = &t->jmap[i];
 	if (m && end <= m->hwm)
 		return;
-	want = (end + TQ__JHWM - 1) / TQ__JHWM * TQ__JHWM;
-	cur = tq__load(&h->hwm);
-	while (cur < want && !tq__cas64(&h->hwm, cur, want))
-		cur = tq__load(&h->hwm);
+	want = (end + TQ__JHWM - 1) / TQ__JHWM;
+	for (;;) {
+		uint64_t w = tq__load(&h->hwm);
+		int64_t mib = tq__jhwm_mib(w);
+
+		cur = mib < 0 ? 0 : (uint64_t)mib;
+		if ((w && mib < 0) || cur >= want ||
+		    tq__cas64(&h->hwm, w, tq__jhwm_word((uint32_t)want)))
+			break;
+	}
 	if (m)
-		m->hwm = cur > want ? cur : want;
+		m->hwm = (cur > want ? cur : want) * TQ__JHWM;
 }
 
 /*

@@ -46,9 +46,18 @@ struct tq__jfile {
 	 * this (rounded up to TQ__JHWM). Raised before any record beyond the
 	 * old mark is committed, so a flush that makes a record durable makes
 	 * the mark durable too, and replay reads no further. */
-	uint64_t hwm;
+	uint64_t hwm;            /* tq__jhwm_word(MiB) */
 };
 #define TQ__JHWM (1u << 20)
+
+/* The mark in MiB, with its complement as a check: a torn or flipped word
+ * decodes to "unknown" (then the whole file is read), never to a lower
+ * mark. CAS-able as one word, ordered as the mark. */
+static inline uint64_t tq__jhwm_word(uint32_t mib) { return (uint64_t)~mib << 32 | mib; }
+static inline int64_t tq__jhwm_mib(uint64_t w)
+{
+	return (uint32_t)(w >> 32) == (uint32_t)~(uint32_t)w ? (int64_t)(uint32_t)w : -1;
+}
 
 /*
  * A record. The first word, (crc << 32 | len), is stored last with release
