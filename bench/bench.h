@@ -30,7 +30,14 @@
 
 enum scenario {
 	SC_THROUGHPUT, SC_LATENCY, SC_RACE, SC_SUBMIT, SC_WORKERS, SC_OPS, SC_DEPTH,
-	SC_CLIENTS, SC_PRIORITY, SC_BURST, SC_SUSTAINED, SC_COUNT
+	SC_CLIENTS, SC_PRIORITY, SC_BURST, SC_SUSTAINED, SC_DURABLE, SC_RECOVERY, SC_FAILOVER,
+	SC_COUNT
+};
+
+/* Durable scenario: the journal's figures after the run (sys-tq.c). */
+struct bench_jstat {
+	int valid;
+	uint64_t records, bytes, flushes, checkpoints, files, errors;
 };
 
 /* Exit codes of a child. */
@@ -114,6 +121,13 @@ struct run {
 	_Atomic uint8_t *seen;   /* race: times each task was handled */
 	struct hdr *lhist;       /* priority: [worker * levels + level], or NULL */
 	int server_pid;          /* redis, beanstalkd: the server, sampled for memory */
+	/* Durable scenario (tq): the journal and its supervisor. */
+	unsigned durability;     /* enum tq_durability */
+	uint32_t flush_ms;       /* 0 = libtq's default */
+	const char *journal_base;/* directory the journal's temporary directory goes in */
+	const char *tqd_opt;     /* --tqd, or NULL */
+	struct hdr *phist;       /* durable: per producer, latency of each submit call */
+	struct bench_jstat jst;  /* filled by the system's teardown */
 
 	void *priv;              /* the system's parent-side state */
 	char note[512];          /* said in the output row */

@@ -43,6 +43,14 @@ struct opts {
 	double sustain;           /* sustained: seconds (default 10) */
 	uint64_t burst;           /* burst: tasks (default 10000) */
 	uint64_t ops_rounds;      /* ops: rounds (default 20000) */
+	/* durable, recovery, failover */
+	unsigned dur_list[3], ndur; /* durable: enum tq_durability values (default all) */
+	uint32_t flush_ms;        /* async flush period, 0 = libtq's default (10 ms) */
+	const char *journal_dir;  /* where journals' temporary directories go */
+	const char *tqd;          /* the tqd program */
+	int no_cold;              /* recovery: skip the cold-cache runs */
+	unsigned failover_reps;   /* failover: kills (default 200) */
+	int tasks_set;
 };
 
 #define LVL_MAX 64
@@ -74,6 +82,10 @@ struct result {
 	struct lvl_lat lvl[LVL_MAX];
 	int mem_valid;           /* sustained: peak VmRSS in KiB */
 	uint64_t mem_samples, rss_producer_kb, rss_worker_kb, rss_server_kb, rss_total_kb;
+	/* durable: durability, submit calls' latency in p50..max, the journal */
+	int durable;
+	unsigned durability;
+	struct bench_jstat jst;
 	char note[1024];
 };
 
@@ -96,12 +108,20 @@ void run_one(const struct opts *o, const struct bench_sys *sys, enum scenario sc
 /* ops.c: the ops scenario on sys; fills up to max rows, returns how many. */
 unsigned run_ops(const struct opts *o, const struct bench_sys *sys, struct result *res, unsigned max);
 
+/* durable.c: the recovery and failover scenarios on sys (one row per
+ * variant, up to max); the durable scenario's summary line. */
+unsigned run_recovery(const struct opts *o, const struct bench_sys *sys, struct result *res, unsigned max);
+unsigned run_failover(const struct opts *o, const struct bench_sys *sys, struct result *res, unsigned max);
+const char *durability_name(unsigned d);
+void durable_summary(FILE *f, const struct result *rs, size_t n, int markdown);
+
 /* output.c */
 void print_json(FILE *f, const struct opts *o, const struct result *res);
 void print_header(const struct opts *o);
 void print_row(const struct result *res);
 void print_ratios(const struct result *rs, unsigned n);
 const char *policy_name(unsigned p);
+void durable_extra(const struct result *res, char *b, size_t n);
 
 /* tq-bench.c: every run of the scenarios in o, results appended by cb. */
 typedef void (*result_cb)(const struct opts *o, const struct result *res, void *arg);

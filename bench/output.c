@@ -41,6 +41,23 @@ static void json_num(FILE *f, double v, int valid)
 		fputs("null", f);
 }
 
+/* Durable rows: what the row is, the submit rate, the journal's figures. */
+void durable_extra(const struct result *res, char *b, size_t n)
+{
+	int k = snprintf(b, n, "%s, batch %u", res->sys == &bench_sys_tq ?
+			 durability_name(res->durability) : "binlog", res->batch);
+
+	if (k > 0 && (size_t)k < n && res->submit_per_s > 0)
+		k += snprintf(b + k, n - (size_t)k, "; submit %.0f/s", res->submit_per_s);
+	if (k > 0 && (size_t)k < n && res->jst.valid)
+		k += snprintf(b + k, n - (size_t)k, "; journal %" PRIu64 " flushes, %.1f MiB, %" PRIu64
+			      " records, %" PRIu64 " checkpoints%s", res->jst.flushes,
+			      (double)res->jst.bytes / 1048576.0, res->jst.records, res->jst.checkpoints,
+			      res->jst.errors ? ", ERRORS" : "");
+	if (k > 0 && (size_t)k < n)
+		snprintf(b + k, n - (size_t)k, "; latency = submit call; ");
+}
+
 const char *policy_name(unsigned p)
 {
 	return p == 1 ? "weighted" : "strict";
@@ -136,6 +153,14 @@ void print_json(FILE *f, const struct opts *o, const struct result *res)
 		}
 		fputc(']', f);
 	}
+	if (res->durable) {
+		fprintf(f, ",\"durability\":\"%s\",\"submit_latency_us\":true", durability_name(res->durability));
+		if (res->jst.valid)
+			fprintf(f, ",\"journal\":{\"records\":%" PRIu64 ",\"bytes\":%" PRIu64 ",\"flushes\":%"
+				PRIu64 ",\"checkpoints\":%" PRIu64 ",\"files\":%" PRIu64 ",\"errors\":%" PRIu64 "}",
+				res->jst.records, res->jst.bytes, res->jst.flushes, res->jst.checkpoints,
+				res->jst.files, res->jst.errors);
+	}
 	if (res->mem_valid)
 		fprintf(f, ",\"memory_kb\":{\"samples\":%" PRIu64 ",\"producer_max\":%" PRIu64
 			",\"worker_max\":%" PRIu64 ",\"server_max\":%" PRIu64 ",\"total_peak\":%" PRIu64 "}",
@@ -202,8 +227,10 @@ void print_row(const struct result *res)
 		snprintf(cpu, sizeof(cpu), "%.3f", res->cpu_us_per_task);
 	else
 		snprintf(cpu, sizeof(cpu), "-");
-	char extra[160] = "";
-	if (res->op)
+	char extra[300] = "";
+	if (res->durable)
+		durable_extra(res, extra, sizeof(extra));
+	else if (res->op)
 		snprintf(extra, sizeof(extra), "op %s; ", res->op);
 	else if (res->sc == SC_PRIORITY)
 		snprintf(extra, sizeof(extra), "%u levels, %s; ", res->levels, policy_name(res->policy));

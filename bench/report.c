@@ -1,12 +1,14 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * report.c - `tq-bench report [--short|--long] [--out DIR]`: runs the
+ * report.c - `tq-bench report [--short|--long] [--out DIR] [--sections LIST]`: runs the
  * suite below (short: a few minutes; long: the figures the goals are read
  * from, sustained for 60 s) and writes DIR/PERFORMANCE.md (default DIR:
  * docs) with the machine, kernel, versions, the exact commands and one
  * table per command, and PNG plots made with gnuplot in DIR/plots: latency
  * percentiles per system (log scale), throughput against workers, and
  * per-level latency. Without gnuplot the report says so and has no plots.
+ * The journal's commands (issue 3) get their own sections, "Durability"
+ * and "Recovery"; --sections runs,durability,recovery runs only those.
  */
 #include "driver.h"
 
@@ -19,49 +21,67 @@
 struct cmd {
 	const char *what;
 	const char *args_short, *args_long;
+	int section;             /* SEC_*: where the report puts it */
 };
+enum { SEC_RUNS, SEC_DURABILITY, SEC_RECOVERY };
 
 /* Same workload, same run: each line is one tq-bench invocation. */
 static const struct cmd suite[] = {
 	{ "End-to-end throughput, 1 producer, 1 worker, 64 B",
 	  "--scenario throughput --system all --tasks 100k --bpt-tasks 100k",
-	  "--scenario throughput --system all --tasks 1M --bpt-tasks 1M" },
+	  "--scenario throughput --system all --tasks 1M --bpt-tasks 1M", SEC_RUNS },
 	{ "Durable beanstalkd (binlog; -f0: fsync every write), same workload",
 	  "--scenario throughput --system tq,durable --tasks 5k --bpt-tasks 0",
-	  "--scenario throughput --system tq,durable --tasks 20k --bpt-tasks 0" },
+	  "--scenario throughput --system tq,durable --tasks 20k --bpt-tasks 0", SEC_RUNS },
 	{ "Submit -> start latency at 10,000 tasks/s",
 	  "--scenario latency --system all --rate 10000 --tasks 30k",
-	  "--scenario latency --system all --rate 10000 --tasks 300k" },
+	  "--scenario latency --system all --rate 10000 --tasks 300k", SEC_RUNS },
 	{ "Submission by payload size",
 	  "--scenario submit --system all --tasks 20k",
-	  "--scenario submit --system all" },
+	  "--scenario submit --system all", SEC_RUNS },
 	{ "Throughput against workers",
 	  "--scenario workers --system all --tasks 50k",
-	  "--scenario workers --system all --tasks 500k" },
+	  "--scenario workers --system all --tasks 500k", SEC_RUNS },
 	{ "Latency of each operation (tq)",
 	  "--scenario ops --system tq --ops-rounds 100k",
-	  "--scenario ops --system tq --ops-rounds 1M" },
+	  "--scenario ops --system tq --ops-rounds 1M", SEC_RUNS },
 	{ "Depth: tasks already pending (tq and raw-ring)",
 	  "--scenario depth --system tq,raw-ring --tasks 500k",
-	  "--scenario depth --system tq,raw-ring --tasks 2M" },
+	  "--scenario depth --system tq,raw-ring --tasks 2M", SEC_RUNS },
 	{ "Depth: the other systems",
 	  "--scenario depth --system posix-mq,pipe,redis,beanstalkd --depths 100,1k,10k --tasks 20k",
-	  "--scenario depth --system posix-mq,pipe,redis,beanstalkd --tasks 100k" },
+	  "--scenario depth --system posix-mq,pipe,redis,beanstalkd --tasks 100k", SEC_RUNS },
 	{ "Concurrent producers",
 	  "--scenario clients --system all --tasks 30k",
-	  "--scenario clients --system all --tasks 300k" },
+	  "--scenario clients --system all --tasks 300k", SEC_RUNS },
 	{ "Per-level latency, 8 levels loaded, strict and weighted",
 	  "--scenario priority --system tq,posix-mq,redis,beanstalkd --tasks 30k --mq-maxmsg 10",
-	  "--scenario priority --system tq,posix-mq,redis,beanstalkd --tasks 300k --mq-maxmsg 10" },
+	  "--scenario priority --system tq,posix-mq,redis,beanstalkd --tasks 300k --mq-maxmsg 10", SEC_RUNS },
 	{ "Burst of 10,000 tasks",
 	  "--scenario burst --system all",
-	  "--scenario burst --system all" },
+	  "--scenario burst --system all", SEC_RUNS },
 	{ "Sustained 10,000 tasks/s, memory sampled",
 	  "--scenario sustained --system all --rate 10000 --sustain 5",
-	  "--scenario sustained --system all --rate 10000 --sustain 60" },
+	  "--scenario sustained --system all --rate 10000 --sustain 60", SEC_RUNS },
 	{ "Race: 100 workers over 10,000 tasks",
 	  "--scenario race --system all,durable",
-	  "--scenario race --system all,durable --race-tasks 100k" },
+	  "--scenario race --system all,durable --race-tasks 100k", SEC_RUNS },
+	{ "Journal: none, async and sync, batches of 64, 8 producers sharing group commits",
+	  "--scenario durable --durability all --batch 64 --producers 8 --tasks 200k",
+	  "--scenario durable --durability all --batch 64 --producers 8", SEC_DURABILITY },
+	{ "Journal: none, async and sync, batches of 64, 1 producer (one flush per call)",
+	  "--scenario durable --durability all --batch 64 --tasks 50k",
+	  "--scenario durable --durability all --batch 64 --tasks 300k", SEC_DURABILITY },
+	{ "Journal: one task per call, 4 producers, against beanstalkd's binlog",
+	  "--scenario durable --system tq,durable --durability all --producers 4 --tasks 2k",
+	  "--scenario durable --system tq,durable --durability all --producers 4 --tasks 10k",
+	  SEC_DURABILITY },
+	{ "Recovery: tqd start -> every journaled task pending again",
+	  "--scenario recovery --tasks 100k",
+	  "--scenario recovery --tasks 1M", SEC_RECOVERY },
+	{ "Failover: a SIGKILLed worker's leased tasks ready again",
+	  "--scenario failover --kills 50",
+	  "--scenario failover --kills 200", SEC_RECOVERY },
 };
 #define NCMD (sizeof(suite) / sizeof(suite[0]))
 
@@ -120,7 +140,7 @@ static void table(FILE *f, const struct result *rs, size_t n)
 			fputs(" - |", f);
 		fputc(' ', f);
 		if (r->op)
-			fprintf(f, "op %s; ", r->op);
+			fprintf(f, "%s%s; ", r->sc == SC_OPS ? "op " : "", r->op);
 		if (r->sc == SC_PRIORITY)
 			fprintf(f, "%u levels, %s; ", r->levels, policy_name(r->policy));
 		if (r->sc == SC_SUBMIT && r->submit_per_s > 0)
@@ -133,6 +153,12 @@ static void table(FILE *f, const struct result *rs, size_t n)
 			fprintf(f, "peak RSS KiB: producer %" PRIu64 ", worker %" PRIu64 ", server %" PRIu64
 				", all %" PRIu64 "; ", r->rss_producer_kb, r->rss_worker_kb, r->rss_server_kb,
 				r->rss_total_kb);
+		if (r->durable) {
+			char x[300];
+
+			durable_extra(r, x, sizeof(x));
+			fputs(x, f);
+		}
 		fputs(r->status, f);
 		for (const char *s = r->note; *s; s++)
 			if (s == r->note)
@@ -207,6 +233,24 @@ static void goals(FILE *f, const struct result *rs, size_t n)
 			d1m->tasks_per_s >= 0.9 * d100->tasks_per_s ? "met" : "NOT met");
 	else
 		fputs("- depth: not measured\n", f);
+	durable_summary(f, rs, n, 1);
+	for (size_t i = 0; i < n; i++) {
+		const struct result *r = &rs[i];
+
+		if (r->sc == SC_RECOVERY && r->op && !strcmp(r->op, "tqd, cold cache") &&
+		    !strcmp(r->status, "ok"))
+			fprintf(f, "- recovery of %" PRIu64 " journaled tasks, tqd start -> all pending, cold "
+				"cache: %.0f ms%s\n", r->tasks, r->elapsed_s * 1e3, r->tasks == 1000000 ?
+				(r->elapsed_s < 2 ? " (goal < 2 s for 1M: met)" : " (goal < 2 s for 1M: NOT met)")
+				: " (the goal is read at 1M: --long)");
+		if (r->sc == SC_RECOVERY && r->op && !strcmp(r->op, "tqd, warm cache") &&
+		    !strcmp(r->status, "ok"))
+			fprintf(f, "- recovery, same, warm cache: %.0f ms\n", r->elapsed_s * 1e3);
+		if (r->sc == SC_FAILOVER && r->samples)
+			fprintf(f, "- killed worker's tasks ready again: p50 %.1f ms, p99 %.1f ms, max %.1f ms "
+				"over %" PRIu64 " kills (goal p99 < 200 ms: %s)\n", r->p50 / 1e3, r->p99 / 1e3,
+				r->max / 1e3, r->samples, r->p99 < 200000 ? "met" : "NOT met");
+	}
 	FILE *b = fopen("perf/baseline.txt", "r");
 	if (b) {
 		char line[256];
@@ -352,7 +396,7 @@ static int plots(const char *plotdir, const struct result *rs, size_t n, char *w
 int report_main(int argc, char **argv, const char *self)
 {
 	const char *out = "docs";
-	int lng = 0, max = (int)NCMD;
+	int lng = 0, max = (int)NCMD, secmask = 7;
 	struct collect c = { 0 };
 	size_t start[NCMD + 1];
 	char path[512], when[64], why[512] = "", versions[2048] = "";
@@ -369,8 +413,17 @@ int report_main(int argc, char **argv, const char *self)
 			out = argv[++i];
 		else if (!strcmp(argv[i], "--first") && i + 1 < argc)
 			max = atoi(argv[++i]);   /* run only the first N commands (testing) */
-		else
-			die("usage: tq-bench report [--short|--long] [--out DIR]");
+		else if (!strcmp(argv[i], "--sections") && i + 1 < argc) {
+			const char *l = argv[++i];
+
+			/* Only these sections' commands (runs, durability, recovery). */
+			secmask = (strstr(l, "runs") ? 1 << SEC_RUNS : 0) |
+				  (strstr(l, "durability") ? 1 << SEC_DURABILITY : 0) |
+				  (strstr(l, "recovery") ? 1 << SEC_RECOVERY : 0);
+			if (!secmask)
+				die("--sections: runs, durability, recovery (comma-separated)");
+		} else
+			die("usage: tq-bench report [--short|--long] [--out DIR] [--sections LIST]");
 	}
 	strftime(when, sizeof(when), "%Y-%m-%d %H:%M UTC", gmtime(&now));
 	for (size_t k = 0; k < NCMD && (int)k < max && !g_stop; k++) {
@@ -378,6 +431,9 @@ int report_main(int argc, char **argv, const char *self)
 		int ac = 0;
 		struct opts o;
 
+		start[k] = start[k + 1] = c.n;
+		if (!(secmask & (1 << suite[k].section)))
+			continue;
 		snprintf(buf, sizeof(buf), "%s", lng ? suite[k].args_long : suite[k].args_short);
 		av[ac++] = (char *)self;
 		for (char *t = strtok_r(buf, " ", &save); t && ac < 63; t = strtok_r(NULL, " ", &save))
@@ -429,11 +485,45 @@ int report_main(int argc, char **argv, const char *self)
 	} else {
 		fprintf(f, "## Plots\n\nNone: %s.\n\n", why[0] ? why : "no data");
 	}
-	fputs("## Runs\n\n", f);
-	for (size_t k = 0; k < NCMD && (int)k < max; k++) {
-		fprintf(f, "### %s\n\n```sh\nbuild/bench/tq-bench %s\n```\n\n", suite[k].what,
-			lng ? suite[k].args_long : suite[k].args_short);
-		table(f, c.r + start[k], start[k + 1] - start[k]);
+	static const char *const sec_head[] = {
+		"## Runs\n\n",
+		"## Durability\n\n"
+		"tq's journal (`tqd --journal DIR --durability none|async|sync`), end to end: producers "
+		"submit in batches, one worker leases and acks, `tqd` supervises (flushes every 10 ms in "
+		"async, prepares files, checkpoints). The journal is in a private directory made under "
+		"`--journal-dir` (default `$TMPDIR`, else `/var/tmp`: the row says which and its file "
+		"system; it must be a disk, not tmpfs). The latency columns are the submit call's: in sync "
+		"mode, the wait for the group commit's fdatasync. tasks/s is end to end (acks); `submit` is "
+		"the rate at which tasks became durable (sync) or accepted. beanstalkd runs with its binlog "
+		"(`-b`, default fsync policy) and with `-f0` (fsync after every write), one put per call; "
+		"its latency is the put's round trip.\n\n",
+		"## Recovery\n\n"
+		"Recovery: N tasks (64 B, over 8 levels) pending in a journaled segment, flushed; the "
+		"segment is removed (a reboot); then the time from starting `tqd --create --journal DIR` "
+		"until `tq_attach()` succeeds and `tq_stats()` shows all N pending. Cold: the journal's "
+		"pages dropped from the page cache first (fdatasync, `posix_fadvise(DONTNEED)`, checked "
+		"with mincore). `tq_create` rows: the same replay in the harness's own process, without "
+		"starting a program. Failover: `tqd` (its default 10 ms repair pass) supervises a segment; "
+		"a worker leases a batch and is SIGKILLed (and reaped, as its parent would); the time from "
+		"the kill until every task of the batch is PENDING again (tq_get polled every 50 us), at "
+		"a random phase of tqd's interval each time; latency columns in microseconds.\n\n",
+	};
+	for (int sec = SEC_RUNS; sec <= SEC_RECOVERY; sec++) {
+		int any = 0;
+
+		for (size_t k = 0; k < NCMD && (int)k < max; k++) {
+			if (suite[k].section != sec || !(secmask & (1 << sec)))
+				continue;
+			if (!any++)
+				fputs(sec_head[sec], f);
+			fprintf(f, "### %s\n\n```sh\nbuild/bench/tq-bench %s\n```\n\n", suite[k].what,
+				lng ? suite[k].args_long : suite[k].args_short);
+			table(f, c.r + start[k], start[k + 1] - start[k]);
+			if (sec == SEC_DURABILITY) {
+				durable_summary(f, c.r + start[k], start[k + 1] - start[k], 1);
+				fputc('\n', f);
+			}
+		}
 	}
 	fclose(f);
 	printf("tq-bench report: wrote %s%s\n", path, have_plots ? " and plots" : "");

@@ -124,9 +124,12 @@ static void finish_result(struct run *r, struct result *res)
 		}
 		if (ws->count && ws->last_ns > last)
 			last = ws->last_ns;
-		if (all)
+		if (all && !r->phist)
 			hdr_merge(all, &r->hist[w]);
 	}
+	/* Durable: the latency is the submit call's (the wait for the disk). */
+	for (unsigned p = 0; all && r->phist && p < r->producers; p++)
+		hdr_merge(all, &r->phist[p]);
 	for (unsigned p = 0; p < r->producers; p++) {
 		struct prod_stat *ps = &r->prod[p];
 
@@ -250,6 +253,10 @@ void run_one(const struct opts *o, const struct bench_sys *sys, enum scenario sc
 	r->duration = o->duration;
 	r->rate = o->rate;
 	r->paced = sc == SC_LATENCY || sc == SC_SUSTAINED;
+	r->durability = o->ndur ? o->dur_list[0] : 0;
+	r->flush_ms = o->flush_ms;
+	r->journal_base = o->journal_dir;
+	r->tqd_opt = o->tqd;
 	if (sc == SC_RACE) {
 		r->producers = o->race_producers;
 		r->workers = o->race_workers;
@@ -307,6 +314,9 @@ void run_one(const struct opts *o, const struct bench_sys *sys, enum scenario sc
 	size_t off_lhist = off;
 	if (sc == SC_PRIORITY && r->levels > 1)
 		off += sizeof(struct hdr) * r->workers * r->levels;
+	size_t off_phist = off, end_lhist = off;
+	if (sc == SC_DURABLE)
+		off += sizeof(struct hdr) * r->producers;
 	r->ctl_size = off;
 	r->ctl = mmap(NULL, r->ctl_size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	if (r->ctl == MAP_FAILED) {
@@ -318,7 +328,10 @@ void run_one(const struct opts *o, const struct bench_sys *sys, enum scenario sc
 	r->work = (struct work_stat *)((char *)r->ctl + off_work);
 	r->hist = (struct hdr *)((char *)r->ctl + off_hist);
 	r->seen = sc == SC_RACE ? (_Atomic uint8_t *)((char *)r->ctl + off_seen) : NULL;
-	r->lhist = off_lhist < off ? (struct hdr *)((char *)r->ctl + off_lhist) : NULL;
+	r->lhist = off_lhist < end_lhist ? (struct hdr *)((char *)r->ctl + off_lhist) : NULL;
+	r->phist = sc == SC_DURABLE ? (struct hdr *)((char *)r->ctl + off_phist) : NULL;
+	res->durable = sc == SC_DURABLE;
+	res->durability = r->durability;
 
 	rc = sys->setup(r);
 	if (rc != 0 || g_stop) {
@@ -463,6 +476,7 @@ out_mask:
 	sigprocmask(SIG_SETMASK, &old, NULL);
 out:
 	sys->teardown(r);
+	res->jst = r->jst;
 	free(g_pids);
 	g_pids = NULL;
 	g_npids = 0;

@@ -270,6 +270,7 @@ static int bs_producer(struct run *r, unsigned idx)
 		if (r->paced)
 			bench_wait_until(r, bench_send_time(r, idx, i));
 		bench_stamp(pc.buf, smp);
+		uint64_t t0 = r->phist ? bench_now() : 0;
 		if (bs_send_put(c, bench_level(r->levels, seq), pc.buf, r->payload) != 0 ||
 		    bs_line(c, line, sizeof(line)) != 0) {
 			ex = atomic_load(&r->ctl->abort) ? CHILD_ABORTED
@@ -280,6 +281,8 @@ static int bs_producer(struct run *r, unsigned idx)
 			ex = bench_fail(r, "beanstalkd put: %s", line);
 			goto out;
 		}
+		if (r->phist)   /* durable: the put's round trip (its fsync with -f0) */
+			hdr_record(&r->phist[idx], bench_now() - t0);
 		if ((i & 1023) == 1023 && (ex = bench_check(r)) != 0)
 			goto out;
 	}

@@ -6,9 +6,12 @@
  * One task per call unless --batch says otherwise.
  */
 #include "bench.h"
+#include "tqd.h"
 
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -21,7 +24,14 @@
 struct tq_priv {
 	tq *t;
 	int q[TQ_QUEUES_MAX];
+	/* Durable scenario: the temporary directory (journal/ and tqd.log in
+	 * it) and the supervisor. */
+	char dir[200];
+	int sup_pid;
 };
+
+/* Supervisor interval, as tqd's default. */
+#define TQ_SUP_MS 10
 
 static void tq_version_str(char *buf, size_t size)
 {
@@ -48,6 +58,77 @@ static void tq_fill_config(const struct run *r, struct tq_config *cfg)
 	}
 	if (cfg->procs < r->producers + r->workers + 8u)
 		cfg->procs = r->producers + r->workers + 8u;
+}
+
+/* The durable scenario's supervisor when no tqd program is found: what
+ * tqd's loop does (recover, tick, journal maintenance) every TQ_SUP_MS. */
+static int tq_builtin_supervisor(struct run *r)
+{
+	pid_t parent = getpid();
+	pid_t pid;
+
+	fflush(stdout);
+	fflush(stderr);
+	pid = fork();
+	if (pid < 0)
+		return -errno;
+	if (pid == 0) {
+		sigset_t none;
+		tq *t = NULL;
+
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		signal(SIGTERM, SIG_DFL);
+		signal(SIGINT, SIG_IGN);
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &none, NULL);
+		if (getppid() != parent || tq_attach(r->name, &t) < 0 ||
+		    tq_supervisor_acquire(t, 1000) < 0)
+			_exit(1);
+		while (getppid() == parent) {
+			struct timespec nap = { 0, TQ_SUP_MS * 1000000L };
+
+			tq_recover(t, NULL);
+			tq_tick(t);
+			tq_journal_maintain(t);
+			nanosleep(&nap, NULL);
+		}
+		_exit(0);
+	}
+	return pid;
+}
+
+/* Durable scenario: start the supervisor (tqd, else the built-in loop)
+ * on the segment and wait until it holds the supervisor role. */
+static int tq_start_supervisor(struct run *r, struct tq_priv *p, char *what, size_t size)
+{
+	char tqd[512], log[300], seg[120];
+
+	snprintf(seg, sizeof(seg), "%s", r->name);
+	snprintf(log, sizeof(log), "%s/tqd.log", p->dir);
+	if (bench_tqd_find(r->tqd_opt, tqd, sizeof(tqd)) == 0) {
+		char *argv[] = { tqd, "--segment", seg, "--interval-ms", "10", "--quiet",
+				 "--sweep-s", "0", NULL };
+
+		p->sup_pid = bench_tqd_spawn(argv, log);
+		snprintf(what, size, "tqd every %d ms", TQ_SUP_MS);
+	} else {
+		p->sup_pid = tq_builtin_supervisor(r);
+		snprintf(what, size, "tqd not found: built-in supervisor loop every %d ms", TQ_SUP_MS);
+	}
+	if (p->sup_pid < 0) {
+		int e = p->sup_pid;
+
+		p->sup_pid = 0;
+		return e;
+	}
+	int e = bench_tqd_wait_active(p->t, p->sup_pid, 10000000000ull);
+	if (e < 0) {
+		if (e == -ESRCH)
+			p->sup_pid = 0;
+		snprintf(what, size, "the supervisor (log in %.200s) %s", p->dir,
+			 e == -ESRCH ? "exited at start" : "did not take over within 10 s");
+	}
+	return e;
 }
 
 static int tq_queues(struct run *r, tq *t, int *q, int declare)
@@ -127,6 +208,21 @@ static int tq_setup(struct run *r)
 		return BENCH_UNSUPPORTED;
 	}
 	tq_fill_config(r, &cfg);
+	if (r->sc == SC_DURABLE) {
+		const char *base = bench_journal_base(r->journal_base);
+
+		if ((rc = bench_journal_mkdtemp(base, p->dir, sizeof(p->dir))) < 0) {
+			snprintf(r->note, sizeof(r->note), "journal directory in %s: %s", base,
+				 strerror(-rc));
+			return rc;
+		}
+		if (r->durability != TQ_DURABILITY_NONE) {
+			snprintf(cfg.journal_dir, sizeof(cfg.journal_dir), "%s/journal", p->dir);
+			cfg.durability = r->durability;
+			if (r->flush_ms)
+				cfg.flush_ms = r->flush_ms;
+		}
+	}
 	rc = tq_create(r->name, &cfg, &p->t);
 	if (rc < 0) {
 		snprintf(r->note, sizeof(r->note), "tq_create(%s): %s (%s)", r->name,
@@ -136,6 +232,23 @@ static int tq_setup(struct run *r)
 	rc = tq_queues(r, p->t, p->q, 1);
 	if (rc < 0)
 		return rc;
+	if (r->sc == SC_DURABLE) {
+		char what[300], fs[32];
+
+		if ((rc = tq_start_supervisor(r, p, what, sizeof(what))) < 0) {
+			snprintf(r->note, sizeof(r->note), "%s", what);
+			return rc;
+		}
+		bench_fs_type(p->dir, fs, sizeof(fs));
+		if (r->durability == TQ_DURABILITY_NONE)
+			snprintf(r->note, sizeof(r->note), "durability none (no journal); %s", what);
+		else
+			snprintf(r->note, sizeof(r->note), "durability %s, journal in %s (%s)%s; %s",
+				 r->durability == TQ_DURABILITY_SYNC ? "sync" : "async",
+				 bench_journal_base(r->journal_base), fs,
+				 strcmp(fs, "tmpfs") ? "" : " (tmpfs: fsync costs nothing, not a disk figure)",
+				 what);
+	}
 	return r->prefill ? tq_prefill(r, p->t, p->q) : 0;
 }
 
@@ -162,6 +275,8 @@ static int tq_producer(struct run *r, unsigned idx)
 	int rc, ex;
 	const int paced = r->paced;
 	const int simple = r->queues == 1 && r->levels <= 1;
+	struct hdr *ph = r->phist ? &r->phist[idx] : NULL;
+	uint64_t t0 = 0;
 
 	if ((ex = tq_child_attach(r, &t, q)) != 0)
 		return ex;
@@ -185,9 +300,14 @@ static int tq_producer(struct run *r, unsigned idx)
 				bench_wait_until(r, bench_send_time(r, idx, i));
 			for (;;) {
 				bench_stamp(c.buf, s);
+				if (ph)
+					t0 = bench_now();
 				rc = tq_submit(t, q[queue], c.buf, r->payload, &so, NULL);
-				if (rc == 0)
+				if (rc == 0) {
+					if (ph)
+						hdr_record(ph, bench_now() - t0);
 					break;
+				}
 				if (rc != -ETIMEDOUT && rc != -EAGAIN && rc != -EINTR) {
 					ex = bench_fail(r, "tq_submit: %s (%s)", tq_strerror(rc),
 							tq_last_error(t));
@@ -222,8 +342,12 @@ static int tq_producer(struct run *r, unsigned idx)
 			while (sent < n) {
 				for (unsigned k = sent; k < n; k++)
 					bench_stamp(c.buf + (size_t)k * r->payload, smp[k]);
+				if (ph)
+					t0 = bench_now();
 				rc = tq_submit_batch(t, q[queue], spec + sent, n - sent, &so, NULL);
 				if (rc > 0) {
+					if (ph)
+						hdr_record(ph, bench_now() - t0);
 					sent += (unsigned)rc;
 					continue;
 				}
@@ -355,8 +479,24 @@ static void tq_teardown(struct run *r)
 
 	if (!p)
 		return;
+	if (p->t && r->sc == SC_DURABLE) {
+		struct tq_journal_info ji;
+
+		if (tq_journal_info(p->t, &ji) == 0 && ji.dir[0]) {
+			r->jst.valid = 1;
+			r->jst.records = ji.records;
+			r->jst.bytes = ji.bytes;
+			r->jst.flushes = ji.flushes;
+			r->jst.checkpoints = ji.checkpoints;
+			r->jst.files = ji.files;
+			r->jst.errors = ji.errors;
+		}
+	}
+	bench_tqd_stop(&p->sup_pid);
 	tq_unlink(r->name);
 	tq_detach(p->t);
+	if (p->dir[0])
+		bench_rm_tree(p->dir);
 	free(p);
 	r->priv = NULL;
 }

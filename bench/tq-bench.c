@@ -19,9 +19,13 @@
  *   burst       10k tasks at once: time to drain, latency during the drain
  *   sustained   --rate for --sustain seconds, memory of every process sampled
  *   race        100 workers over 10k tasks: duplicates and losses must be 0
+ *   durable     throughput with the journal: durability none, async, sync
+ *   recovery    tqd start -> N journaled tasks ready again (durable.c)
+ *   failover    a worker SIGKILLed holding leases -> its tasks ready again
  * `tq-bench report` (report.c) runs the suite and writes docs/PERFORMANCE.md.
  */
 #include "driver.h"
+#include "tqd.h"
 
 #include <dirent.h>
 #include <getopt.h>
@@ -33,7 +37,7 @@
 
 const char *const scenario_name[SC_COUNT] = {
 	"throughput", "latency", "race", "submit", "workers", "ops", "depth",
-	"clients", "priority", "burst", "sustained",
+	"clients", "priority", "burst", "sustained", "durable", "recovery", "failover",
 };
 const struct bench_sys *const systems[] = {
 	&bench_sys_tq, &bench_sys_raw_ring, &bench_sys_posix_mq, &bench_sys_pipe,
@@ -163,10 +167,10 @@ static void usage(FILE *f)
 {
 	fputs(
 "usage: tq-bench [options]\n"
-"       tq-bench report [--short|--long] [--out DIR] [--quick]   (see report.c)\n"
+"       tq-bench report [--short|--long] [--out DIR] [--sections runs,durability,recovery]\n"
 "  --scenario LIST     throughput, latency, race, submit, workers, ops, depth, clients,\n"
-"                      priority, burst, sustained, or all (comma-separated; default\n"
-"                      throughput)\n"
+"                      priority, burst, sustained, durable, recovery, failover, or all\n"
+"                      (comma-separated; default throughput; all = the first eleven)\n"
 "  --system LIST       tq, raw-ring, posix-mq, pipe, redis, beanstalkd, beanstalkd-binlog,\n"
 "                      beanstalkd-f0, all (all but the two beanstalkd binlog variants) or\n"
 "                      durable (those two); default tq; same workload on each. A system\n"
@@ -205,6 +209,18 @@ static void usage(FILE *f)
 "  --burst N           burst: tasks submitted at once (default 10000)\n"
 "  --sustain S         sustained: seconds at --rate (default 10)\n"
 "  --ops-rounds N      ops: rounds of each operation (default 20000)\n"
+"  --durability LIST   durable: none, async, sync or all (default all: the three in one\n"
+"                      run, with the async/none ratio); failover: async or sync runs it\n"
+"                      on a journaled segment (default none)\n"
+"  --flush-ms N        async: journal flush period (default libtq's, 10 ms)\n"
+"  --journal-dir DIR   durable, recovery: journals go in a private directory under DIR\n"
+"                      (default $TMPDIR, else /var/tmp; put it on the disk to measure)\n"
+"  --tqd PATH          the tqd program (default $TQ_BENCH_TQD, else ../tools/tqd next to\n"
+"                      tq-bench, else $PATH)\n"
+"  --no-cold           recovery: skip the runs with the journal's page cache dropped\n"
+"  --kills K           failover: workers killed, one after the other (default 200)\n"
+"                      durable defaults: --tasks 1M (none, async), sync: 20k x batch (at\n"
+"                      most 1M), other systems 5k; recovery: --tasks 1M; failover: --batch 16\n"
 "  --repeat N          run everything N times (default 1)\n"
 "  --json              one JSON object per run, one per line\n"
 "  --help\n", f);
@@ -220,15 +236,17 @@ static void parse_list(const char *s, const char *const *names, unsigned nnames,
 		unsigned i;
 
 		/* Systems: "all" is every system but the two durable beanstalkd
-		 * variants (slow: fsync), which "durable" adds. */
-		if (strcmp(tok, "all") == 0 || strcmp(tok, "durable") == 0) {
+		 * variants (slow: fsync), which "durable" adds. Scenarios: "all"
+		 * is every one but durable, recovery and failover (disk, tqd). */
+		if (strcmp(tok, "all") == 0 || (strcmp(tok, "durable") == 0 &&
+						 strcmp(what, "system") == 0)) {
 			int sys = strcmp(what, "system") == 0, durable = tok[0] == 'd';
 
-			if (durable && !sys)
-				die("unknown %s: %s", what, tok);
 			for (i = 0; i < nnames && *n < max; i++) {
 				int d = sys && strncmp(names[i], "beanstalkd-", 11) == 0;
 
+				if (!sys && i >= SC_DURABLE)
+					continue;
 				if (d == durable || (!sys && !durable))
 					out[(*n)++] = i;
 			}
@@ -264,7 +282,7 @@ void parse_opts(int argc, char **argv, struct opts *o)
 		O_SPIN, O_BATCH, O_QUEUES, O_LEVELS, O_POLICY, O_WARMUP, O_SAMPLE, O_TOUCH,
 		O_PIN, O_DURATION, O_RW, O_RP, O_RT, O_BPT, O_SPINNS, O_CAP, O_RING, O_MQMAX,
 		O_REPEAT, O_JSON, O_HELP, O_PAYLOADS, O_WCOUNTS, O_DEPTHS, O_CLIENTS, O_BURST,
-		O_SUSTAIN, O_OPSR,
+		O_SUSTAIN, O_OPSR, O_DURABILITY, O_FLUSHMS, O_JDIR, O_TQD, O_NOCOLD, O_KILLS,
 	};
 	static const struct option lo[] = {
 		{ "scenario", required_argument, 0, O_SCEN },
@@ -302,6 +320,12 @@ void parse_opts(int argc, char **argv, struct opts *o)
 		{ "burst", required_argument, 0, O_BURST },
 		{ "sustain", required_argument, 0, O_SUSTAIN },
 		{ "ops-rounds", required_argument, 0, O_OPSR },
+		{ "durability", required_argument, 0, O_DURABILITY },
+		{ "flush-ms", required_argument, 0, O_FLUSHMS },
+		{ "journal-dir", required_argument, 0, O_JDIR },
+		{ "tqd", required_argument, 0, O_TQD },
+		{ "no-cold", no_argument, 0, O_NOCOLD },
+		{ "kills", required_argument, 0, O_KILLS },
 		{ "help", no_argument, 0, O_HELP },
 		{ 0, 0, 0, 0 },
 	};
@@ -330,6 +354,7 @@ void parse_opts(int argc, char **argv, struct opts *o)
 	o->sustain = 10;
 	o->burst = 10000;
 	o->ops_rounds = 20000;
+	o->failover_reps = 200;
 
 	optind = 0;              /* glibc: a full re-initialisation (report parses many) */
 	while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
@@ -338,7 +363,7 @@ void parse_opts(int argc, char **argv, struct opts *o)
 		case O_SYS: parse_list(optarg, sys_names, NSYS, o->sys_list, &o->nsys, 32, "system"); break;
 		case O_PROD: o->producers = (unsigned)parse_count(optarg, "producers"); break;
 		case O_WORK: o->workers = (unsigned)parse_count(optarg, "workers"); break;
-		case O_TASKS: o->tasks = parse_count(optarg, "tasks"); break;
+		case O_TASKS: o->tasks = parse_count(optarg, "tasks"); o->tasks_set = 1; break;
 		case O_PAYLOAD: o->payload = (uint32_t)parse_count(optarg, "payload"); break;
 		case O_PREFILL: o->prefill = parse_count(optarg, "prefill"); break;
 		case O_RATE: o->rate = (double)parse_count(optarg, "rate"); break;
@@ -388,6 +413,43 @@ void parse_opts(int argc, char **argv, struct opts *o)
 			break;
 		}
 		case O_OPSR: o->ops_rounds = parse_count(optarg, "ops-rounds"); break;
+		case O_DURABILITY: {
+			char buf[64], *save = NULL, *tok;
+
+			snprintf(buf, sizeof(buf), "%s", optarg);
+			o->ndur = 0;
+			for (tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+				unsigned d;
+
+				if (!strcmp(tok, "all")) {
+					o->dur_list[0] = 2;   /* TQ_DURABILITY_NONE */
+					o->dur_list[1] = 0;   /* ASYNC */
+					o->dur_list[2] = 1;   /* SYNC */
+					o->ndur = 3;
+					continue;
+				}
+				for (d = 0; d < 3 && strcmp(tok, durability_name(d)); d++)
+					;
+				if (d == 3)
+					die("bad durability: %s (none, async, sync or all)", tok);
+				if (o->ndur < 3)
+					o->dur_list[o->ndur++] = d;
+			}
+			break;
+		}
+		case O_FLUSHMS:
+			o->flush_ms = (uint32_t)parse_count(optarg, "flush-ms");
+			if (o->flush_ms < 1 || o->flush_ms > 60000)
+				die("--flush-ms must be 1..60000");
+			break;
+		case O_JDIR: o->journal_dir = optarg; break;
+		case O_TQD: o->tqd = optarg; break;
+		case O_NOCOLD: o->no_cold = 1; break;
+		case O_KILLS:
+			o->failover_reps = (unsigned)parse_count(optarg, "kills");
+			if (o->failover_reps < 1 || o->failover_reps > 1000000)
+				die("--kills must be 1..1000000");
+			break;
 		case O_HELP: case 'h': usage(stdout); exit(0);
 		default: usage(stderr); exit(2);
 		}
@@ -459,6 +521,9 @@ static unsigned expand(const struct opts *o, enum scenario sc, struct opts *v)
 	case SC_PRIORITY:
 		n = 2;
 		break;
+	case SC_DURABLE:
+		n = o->ndur ? o->ndur : 3;
+		break;
 	default:
 		break;
 	}
@@ -505,6 +570,19 @@ static unsigned expand(const struct opts *o, enum scenario sc, struct opts *v)
 			if (x->duration < o->sustain * 2 + 30)
 				x->duration = o->sustain * 2 + 30;
 			break;
+		case SC_DURABLE: {
+			static const unsigned all3[3] = { 2, 0, 1 };   /* none, async, sync */
+			unsigned d = o->ndur ? o->dur_list[i] : all3[i];
+
+			x->dur_list[0] = d;
+			x->ndur = 1;
+			/* sync waits for the disk once per call: fewer tasks. */
+			if (d == 1)
+				x->tasks = dflt(o->tasks, o->batch * 20000u < 1000000u ? o->batch * 20000u : 1000000u);
+			else
+				x->tasks = dflt(o->tasks, 1000000);
+			break;
+		}
 		default:
 			break;
 		}
@@ -521,18 +599,22 @@ unsigned run_suite(const struct opts *o, result_cb cb, void *arg)
 {
 	struct result *rs = calloc(o->nsys > 8 ? o->nsys : 8, sizeof(*rs));
 	struct opts *v = calloc(LIST_MAX, sizeof(*v));
+	struct result *drs = calloc(3 * 32, sizeof(*drs));
 	unsigned seq = 0, failures = 0;
 
-	if (!rs || !v)
+	if (!rs || !v || !drs)
 		die("out of memory");
 	for (unsigned rep = 0; rep < o->repeat && !g_stop; rep++) {
 		for (unsigned s = 0; s < o->nscen && !g_stop; s++) {
 			enum scenario sc = (enum scenario)o->scen_list[s];
 			unsigned nv = expand(o, sc, v);
 
-			if (sc == SC_OPS) {
+			if (sc == SC_OPS || sc == SC_RECOVERY || sc == SC_FAILOVER) {
 				for (unsigned k = 0; k < o->nsys && !g_stop; k++) {
-					unsigned n = run_ops(o, systems[o->sys_list[k]], rs, 8);
+					const struct bench_sys *sy = systems[o->sys_list[k]];
+					unsigned n = sc == SC_OPS ? run_ops(o, sy, rs, 8)
+						   : sc == SC_RECOVERY ? run_recovery(o, sy, rs, 8)
+						   : run_failover(o, sy, rs, 8);
 
 					for (unsigned j = 0; j < n; j++) {
 						cb(o, &rs[j], arg);
@@ -543,23 +625,45 @@ unsigned run_suite(const struct opts *o, result_cb cb, void *arg)
 				}
 				continue;
 			}
+			unsigned nd = 0;
+
 			for (unsigned i = 0; i < nv && !g_stop; i++) {
 				for (unsigned k = 0; k < o->nsys && !g_stop; k++) {
 					struct result *res = &rs[k];
+					const struct bench_sys *sy = systems[o->sys_list[k]];
 
-					run_one(&v[i], systems[o->sys_list[k]], sc, seq++, res);
+					/* durable: the other systems have no durability
+					 * setting: they run once, with the first. */
+					if (sc == SC_DURABLE && i > 0 && sy != &bench_sys_tq) {
+						res->status = "skipped";
+						continue;
+					}
+					if (sc == SC_DURABLE && sy != &bench_sys_tq && !o->tasks_set) {
+						/* fsync per put: a few thousand tasks are enough */
+						struct opts w = v[i];
+
+						w.tasks = 5000;
+						run_one(&w, sy, sc, seq++, res);
+					} else {
+						run_one(&v[i], sy, sc, seq++, res);
+					}
 					cb(o, res, arg);
+					if (sc == SC_DURABLE && nd < 3 * 32)
+						drs[nd++] = *res;
 					if (strcmp(res->status, "ok") != 0 &&
 					    strcmp(res->status, "unsupported") != 0)
 						failures++;
 				}
-				if (!o->json && !g_stop)
+				if (!o->json && !g_stop && sc != SC_DURABLE)
 					print_ratios(rs, o->nsys);
 			}
+			if (sc == SC_DURABLE && !o->json && !g_stop)
+				durable_summary(stdout, drs, nd, 0);
 		}
 	}
 	free(rs);
 	free(v);
+	free(drs);
 	return failures;
 }
 
@@ -580,6 +684,7 @@ int main(int argc, char **argv)
 
 	read_machine();
 	sweep_stale();
+	bench_journal_sweep(bench_journal_base(NULL));
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_signal;
 	sigemptyset(&sa.sa_mask);

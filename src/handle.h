@@ -62,6 +62,12 @@ struct tq {
 	uint64_t jfile_bytes;
 	struct tq__jmap jmap[TQ__JMAPS];
 	uint32_t jmap_next;
+	uint8_t *jbuf;             /* the record being built */
+	uint32_t jbuf_size;
+	int jrec_fd;               /* the file it goes to */
+	uint64_t jend[TQ__JEND_MAX]; /* finished IDs not yet journaled */
+	uint32_t jend_n;
+	uint64_t jend_t0;
 	char jdir[TQ_PATH_MAX];
 
 	char err[256];
@@ -169,6 +175,14 @@ void tq__slot_free(tq *t, uint32_t idx);
 void tq__slot_release(tq *t, uint32_t idx);
 void tq__slot_flush(tq *t);
 int tq__slot_lookup(tq *t, uint64_t id, uint32_t *idx);
+int tq__submit_announced(tq *t, uint32_t q, const void *payload, uint32_t len, uint32_t level,
+			 uint32_t type, uint32_t max_attempts, uint64_t *announce, uint64_t *id);
+
+/* schedule.c */
+bool tq__sched_pending(tq *t, uint64_t id);
+int tq__sched_run(tq *t);
+int tq__sched_restore(tq *t, const struct tq__jsched *js, const uint8_t *payload);
+void tq__jnl_sched(tq *t, uint32_t i, bool removed);
 
 /* journal.c: whether this segment keeps a journal (fixed at creation). */
 static inline bool tq__jnl_on(tq *t) { return t->jon; }

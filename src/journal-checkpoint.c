@@ -133,6 +133,27 @@ static bool image(tq *t, uint32_t idx, uint32_t want_len, uint8_t *dst)
 	return tq__load(&s->gen) == gen && live_kind(tq__st_kind(tq__load(&s->state)));
 }
 
+/* One task's image, for a task published by someone other than its
+ * submitter (schedule.c): reserve before publishing, fill after. */
+int tq__jnl_image_begin(tq *t, uint32_t payload_len, struct tq__jpending *p)
+{
+	p->want = payload_len;
+	p->len = TQ__JREC_MIN + (uint32_t)sizeof(struct tq__jtask) + tq__jalign(payload_len);
+	return tq__jnl_reserve(t, p->len, &p->rec, &p->lsn);
+}
+
+void tq__jnl_image_end(tq *t, struct tq__jpending *p, uint32_t idx)
+{
+	bool ok = image(t, idx, p->want, p->rec + TQ__JREC_MIN);
+
+	if (ok)
+		memset(p->rec + TQ__JREC_MIN + sizeof(struct tq__jtask) + p->want, 0,
+		       tq__jalign(p->want) - p->want);
+	else
+		memset(p->rec + TQ__JREC_MIN, 0, p->len - TQ__JREC_MIN);
+	tq__jnl_commit(t, p->rec, p->lsn, p->len, ok ? TQ__J_TASKS : TQ__J_PAD, ok ? 1 : 0);
+}
+
 static int put_tasks(tq *t)
 {
 	uint64_t limit = t->jfile_bytes / 4;
@@ -221,6 +242,9 @@ int tq__jnl_checkpoint(tq *t)
 	for (uint32_t q = 0; e == 0 && q < t->lay.queues; q++)
 		if (tq__load(&tq__queue(t, q)->state) == TQ__Q_ACTIVE)
 			tq__jnl_queue(t, q);
+	for (uint32_t i = 0; e == 0 && i < TQ_SCHEDULES_MAX; i++)
+		if (tq__load(&t->hdr->sched[i].state) == TQ__S_ACTIVE)
+			tq__jnl_sched(t, i, false);
 	if (e == 0)
 		e = put_gens(t);
 	if (e == 0)

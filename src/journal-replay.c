@@ -240,9 +240,10 @@ int tq__jnl_config(const char *dir, struct tq_config *cfg)
 		e = 1;
 		break;
 	}
+	/* Files, none with a good header: the caller's layout is used, and
+	 * the records, which prove themselves, are read with it. */
 	if (!e && fl.n)
-		e = tq__fail(NULL, -EPROTO, "journal directory %s: %zu files, none with a good header",
-			     dir, fl.n);
+		e = 1;
 	free(fl.idx);
 	return e;
 }
@@ -271,6 +272,9 @@ struct replay {
 	bool nomem;
 	struct tq__jqueue queues[TQ_QUEUES_MAX];
 	bool have_queue[TQ_QUEUES_MAX];
+	struct tq__jsched sched[TQ_SCHEDULES_MAX];
+	const uint8_t *sched_payload[TQ_SCHEDULES_MAX];
+	bool have_sched[TQ_SCHEDULES_MAX];
 	uint64_t malformed;
 };
 
@@ -425,6 +429,44 @@ static void apply_gens(struct replay *rp, const struct tq__jrec *r, const uint8_
 	}
 }
 
+/* The last record of each schedule name wins; a removal forgets it. */
+static void apply_sched(struct replay *rp, const struct tq__jrec *r, const uint8_t *body)
+{
+	struct tq__jsched js;
+	size_t room = r->len - TQ__JREC_MIN;
+	int at = -1, free_at = -1;
+
+	if (room < sizeof(js)) {
+		rp->malformed++;
+		return;
+	}
+	memcpy(&js, body, sizeof(js));
+	js.name[TQ_QUEUE_NAME_MAX] = 0;
+	js.spec[TQ_SCHEDULE_SPEC_MAX] = 0;
+	if (js.len > TQ_SCHEDULE_PAYLOAD_MAX || js.len > room - sizeof(js)) {
+		rp->malformed++;
+		return;
+	}
+	for (int i = 0; i < TQ_SCHEDULES_MAX; i++) {
+		if (rp->have_sched[i] && !strcmp(rp->sched[i].name, js.name))
+			at = i;
+		else if (!rp->have_sched[i] && free_at < 0)
+			free_at = i;
+	}
+	if (js.removed) {
+		if (at >= 0)
+			rp->have_sched[at] = false;
+		return;
+	}
+	if (at < 0)
+		at = free_at;
+	if (at < 0)
+		return;
+	rp->sched[at] = js;
+	rp->sched_payload[at] = body + sizeof(js);
+	rp->have_sched[at] = true;
+}
+
 static int apply(void *ctx, const struct tq__jrec *r, const uint8_t *body)
 {
 	struct replay *rp = ctx;
@@ -441,6 +483,9 @@ static int apply(void *ctx, const struct tq__jrec *r, const uint8_t *body)
 		break;
 	case TQ__J_GENS:
 		apply_gens(rp, r, body);
+		break;
+	case TQ__J_SCHED:
+		apply_sched(rp, r, body);
 		break;
 	case TQ__J_QUEUE:
 		if (r->len - TQ__JREC_MIN >= sizeof(struct tq__jqueue)) {
@@ -532,6 +577,13 @@ static int restore(tq *t, struct replay *rp, uint64_t *restored, uint64_t *lost)
 			return tq__fail(t, r, "restoring queue %u \"%s\": %s", q, rp->queues[q].name,
 					tq_strerror(r));
 	}
+	for (uint32_t i = 0; i < TQ_SCHEDULES_MAX; i++) {
+		/* A schedule whose queue or spec is no longer valid is
+		 * dropped with the others lost (counted). */
+		if (rp->have_sched[i] &&
+		    tq__sched_restore(t, &rp->sched[i], rp->sched_payload[i]) < 0)
+			(*lost)++;
+	}
 	if (rp->nomem)
 		return tq__fail(t, -ENOMEM, "no memory to replay");
 	order = malloc(((size_t)rp->ntouched + 1) * sizeof(*order));
@@ -541,6 +593,20 @@ static int restore(tq *t, struct replay *rp, uint64_t *restored, uint64_t *lost)
 		uint32_t i = rp->touched[k];
 
 		tq__store_rlx(&tq__slot(t, i)->gen, rp->slots[i].gen);
+		/* A task whose queue's record was lost keeps its queue index,
+		 * under a name that says so, with default settings: better
+		 * found by an operator than lost. */
+		if (rp->slots[i].live && rp->slots[i].queue < t->lay.queues &&
+		    !rp->have_queue[rp->slots[i].queue]) {
+			char name[32];
+			uint32_t q = rp->slots[i].queue;
+
+			snprintf(name, sizeof(name), "recovered-%u", q);
+			if (tq__queue_restore(t, q, name, NULL, false) == 0) {
+				rp->have_queue[q] = true;
+				rp->malformed++;        /* reported as damage */
+			}
+		}
 		if (rp->slots[i].live)
 			order[n++] = i;
 	}
@@ -614,14 +680,14 @@ int tq__jnl_replay(tq *t)
 			break;
 		}
 	}
+	if (!F)
+		F = t->jfile_bytes;     /* no good header: as configured */
 	for (size_t i = 0; i < fl.n; i++) {
 		char path[TQ_PATH_MAX + 32];
 		struct tq__jfile h;
 		struct stat st;
 		int fd;
 
-		if (!id)
-			break;          /* no file has a good header */
 		e = read_header(t->jdir, fl.idx[i], &h);
 		if (e == 0 && (h.journal_id != id || h.file_bytes != F)) {
 			/* Another journal's file, left in the directory. */
@@ -673,15 +739,19 @@ int tq__jnl_replay(tq *t)
 			goto out;
 		last = fl.idx[i];
 	}
+	/* What replay restores is in the journal already: write nothing. */
+	t->jon = false;
 	e = restore(t, rp, &restored, &lost);
+	t->jon = true;
 	if (e < 0)
 		goto out;
 	/* Carry on in the same journal, in a new file after the last. */
-	if (id) {
-		j->journal_id = id;
+	if (fl.n) {
+		if (id)
+			j->journal_id = id;
 		j->file_bytes = F;
 		t->jfile_bytes = F;
-		j->first_file = fl.n ? fl.idx[0] : 0;
+		j->first_file = fl.idx[0];
 		j->head = j->first_file * F + TQ__JPAGE;
 		j->tail = (last + 1) * F + TQ__JPAGE;
 		j->durable = j->tail;

@@ -84,6 +84,7 @@ enum tq__jtype {
 	TQ__J_GENS = 6,          /* n slot generations from slot `first` */
 	TQ__J_CKPT_BEGIN = 7,    /* a checkpoint starts here */
 	TQ__J_CKPT_END = 8,      /* ... and is complete: begin LSN follows */
+	TQ__J_SCHED = 9,         /* one schedule, as set, after a tick, or removed */
 };
 
 /* Where a task is, in a record: READY, DELAYED (due = not before) or DEAD. */
@@ -120,6 +121,14 @@ struct tq__jqueue {
 	uint32_t paused;
 	char name[TQ_QUEUE_NAME_MAX + 1];
 	struct tq_queue_config qc;
+};
+
+struct tq__jsched {
+	char name[TQ_QUEUE_NAME_MAX + 1];
+	char spec[TQ_SCHEDULE_SPEC_MAX + 1];
+	uint32_t queue, level, type, max_attempts, len, removed;
+	uint64_t next_ns, tick_ns, last_task, fired;
+	/* len payload bytes follow */
 };
 
 struct tq__jgens {
@@ -176,6 +185,9 @@ int tq__jnl_map(tq *t, uint64_t file, bool create, uint8_t **base);
 void tq__jnl_set(tq *t, uint64_t id, unsigned where, unsigned level, unsigned attempts,
 		 uint64_t due_ns);
 void tq__jnl_end(tq *t, uint64_t id);
+void tq__jnl_end_flush(tq *t);
+void tq__jnl_end_due(tq *t);
+#define TQ__JEND_MAX 64
 void tq__jnl_queue(tq *t, uint32_t q);
 int tq__jnl_path(const char *dir, uint64_t file, char *buf, size_t size);
 static inline uint32_t tq__jalign(uint64_t n) { return (uint32_t)((n + 7u) & ~7ull); }
@@ -196,5 +208,12 @@ int tq__jnl_replay(tq *t);
 
 /* journal-checkpoint.c */
 int tq__jnl_checkpoint(tq *t);
+struct tq__jpending {
+	uint8_t *rec;
+	uint64_t lsn;
+	uint32_t len, want;
+};
+int tq__jnl_image_begin(tq *t, uint32_t payload_len, struct tq__jpending *p);
+void tq__jnl_image_end(tq *t, struct tq__jpending *p, uint32_t idx);
 
 #endif /* TQ_JOURNAL_H */

@@ -269,6 +269,22 @@ struct tq__counters {
 	uint64_t c[16];
 };
 
+/* A periodic task's schedule (schedule.c). Edited under the header's
+ * sched_lock; the tick words are written by the active supervisor only. */
+enum { TQ__S_FREE = 0, TQ__S_EDIT = 1, TQ__S_ACTIVE = 2 };
+struct tq__sched {
+	uint32_t state;
+	uint32_t queue, level, type, max_attempts, len;
+	char name[TQ_QUEUE_NAME_MAX + 1];
+	char spec[TQ_SCHEDULE_SPEC_MAX + 1];
+	uint64_t next_ns;        /* the next tick to fire */
+	uint64_t tick_ns;        /* the tick being fired, or the last fired */
+	uint64_t task;           /* task of the tick being fired, 0 none */
+	uint64_t last_task;
+	uint64_t fired;
+	uint8_t payload[TQ_SCHEDULE_PAYLOAD_MAX];
+};
+
 /* A latency histogram of one (queue, level, kind): log-linear buckets, 4 per
  * power of two (tq_hist_bucket_max_ns() gives the bounds), and the sum. */
 struct tq__hist {
@@ -323,6 +339,8 @@ struct tq__hdr {
 	_Alignas(TQ__CACHELINE) uint64_t repairs; /* half-done operations repaired */
 	uint64_t queues_declared;
 	uint64_t supervisor;     /* token of the active supervisor, 0 none */
+	uint64_t sched_lock;     /* token of the handle editing or firing schedules */
+	struct tq__sched sched[TQ_SCHEDULES_MAX];
 	_Alignas(TQ__CACHELINE) struct tq__jhdr jnl; /* the journal (journal.h) */
 };
 

@@ -241,6 +241,8 @@ int tq_lease(tq *t, const struct tq_lease_opts *opts, struct tq_task *out, unsig
 		max = t->nheld_free;
 	c.now = tq_now_ns();
 	tq__store_rlx(&t->proc->heartbeat_ns, c.now);
+	if (t->jend_n)
+		tq__jnl_end_due(t);
 	deadline = opts->timeout_ms ? tq__deadline(opts->timeout_ms) : 0;
 	spin_until = 0;
 
@@ -274,6 +276,8 @@ int tq_lease(tq *t, const struct tq_lease_opts *opts, struct tq_task *out, unsig
 		 * when the wake-up comes, so sleep at once. */
 		if (!spin_until) {
 			tq__slot_flush(t);
+			if (t->jend_n)
+				tq__jnl_end_flush(t);
 			spin_until = t->spin_ok ? tq__mono_ns() + SPIN_NS : 1;
 		}
 		if (tq__mono_ns() < spin_until) {

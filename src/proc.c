@@ -43,7 +43,11 @@ static uint64_t start_time_of(pid_t pid)
 	p = strrchr(buf, ')');
 	if (!p)
 		return 0;
-	/* After ") " come fields 3..; the start time is field 22. */
+	/* After ") " come fields 3..: the state, ..., the start time (22).
+	 * A zombie has exited: it holds nothing any more, whether or not its
+	 * parent reaps it, so it gets a start time nobody has. */
+	if (p[1] != ' ' || p[2] == 'Z' || p[2] == 'X')
+		return p[1] == ' ' ? UINT64_MAX : 0;
 	if (sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d %*d "
 			  "%*d %*d %llu", &v) != 1)
 		return 0;
@@ -265,5 +269,7 @@ bool tq__token_alive(tq *t, uint64_t token)
 	if (kill(pid, 0) < 0 && errno == ESRCH)
 		return false;
 	st = tq__load(&rec->start_time);
-	return !st || start_time_of(pid) == st;
+	if (!st)
+		return start_time_of(pid) != UINT64_MAX;
+	return start_time_of(pid) == st;
 }

@@ -159,6 +159,11 @@ static void recover_slot(tq *t, uint64_t dead, uint32_t idx, struct tq_recovery 
 
 	switch (kind) {
 	case TQ__K_RESERVED:
+		/* A schedule's tick being fired: the supervisor publishes it. */
+		if (tq__st_arg(st) == dead &&
+		    tq__sched_pending(t, (uint64_t)tq__load(&s->gen) << 32 | idx))
+			return;
+		__attribute__((fallthrough));
 	case TQ__K_LEASED:
 	case TQ__K_BUSY:
 	case TQ__K_FREEING:
@@ -470,7 +475,7 @@ int tq_tick(tq *t)
 		if (tq__ring_len(t, tq__ring_done(&t->lay, q)))
 			expire_results(t, q, now);
 	}
-	return 0;
+	return tq__sched_run(t);
 }
 
 /* Slots in live handles' recorded pending frees, not orphans. */

@@ -502,6 +502,8 @@ void tq_detach(tq *t)
 {
 	if (!t)
 		return;
+	if (t->jon && t->proc)
+		tq__jnl_end_flush(t);
 	if (t->proc)
 		tq__proc_release(t);
 	handle_free(t);

@@ -174,6 +174,7 @@ struct submit_ctx {
 	uint32_t lease_ms;
 	uint64_t not_before;
 	uint64_t now;
+	uint64_t *announce;      /* if set, gets the ID before the task is published */
 };
 
 /* Accept one task; -EAGAIN when there is no room right now. */
@@ -211,6 +212,8 @@ static int submit_one(struct submit_ctx *c, const void *payload, uint32_t len, u
 	tq__store_rlx(&s->lease_ms, c->lease_ms);
 	tq__store_rlx(&s->submitted_ns, c->now);
 	tq__store_rlx(&s->due_ns, c->not_before);
+	if (c->announce)
+		tq__store(c->announce, *id);
 	e = 1;
 	*ready = true;
 	if (c->not_before > c->now) {
@@ -323,6 +326,45 @@ static void ctx_init(struct submit_ctx *c, tq *t, uint32_t q, const struct tq_su
 	c->lease_ms = opts->lease_ms ? opts->lease_ms : tq__load_rlx(&c->qu->lease_ms);
 	c->now = tq_now_ns();
 	c->not_before = opts->not_before_ns;
+	c->announce = NULL;
+}
+
+/*
+ * Submit one task as tq_submit() does, storing its ID in *announce after
+ * the slot is filled and before the task is published (schedule.c: a
+ * supervisor that dies in between leaves a reserved slot the next one
+ * publishes). The caller validated everything.
+ */
+int tq__submit_announced(tq *t, uint32_t q, const void *payload, uint32_t len, uint32_t level,
+			 uint32_t type, uint32_t max_attempts, uint64_t *announce, uint64_t *id)
+{
+	struct tq_submit_opts opts;
+	struct tq_task_spec spec;
+	struct submit_ctx c;
+	struct jsub j;
+	bool ready = false;
+	int e;
+
+	memset(&opts, 0, sizeof(opts));
+	opts.max_attempts = max_attempts;
+	ctx_init(&c, t, q, &opts);
+	c.announce = announce;
+	spec.payload = payload;
+	spec.len = len;
+	spec.level = level;
+	spec.type = type;
+	j.rec = NULL;
+	if (t->jon && (e = jsub_open(t, &j, &spec, 0, 1)) < 0)
+		return e;
+	e = submit_one(&c, payload, len, level, type, id, &ready);
+	if (j.rec) {
+		if (e == 0)
+			jsub_add(&j, &c, *id, payload, len, level, type);
+		jsub_close(t, &j);
+	}
+	if (e == 0 && ready)
+		tq__wake_ready(t, q, 1);
+	return e;
 }
 
 static int check_opts(tq *t, const struct tq_submit_opts *opts)

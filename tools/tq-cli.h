@@ -43,5 +43,6 @@ int cli_attach(const struct cli *c, tq **t);
 int cli_queue(const struct cli *c, tq *t, const char *name);
 
 int cmd_worker(struct cli *c);
+int cmd_schedule(struct cli *c);
 
 #endif /* TQ_CLI_H */

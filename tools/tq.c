@@ -18,12 +18,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "metrics.h"
 #include "tq-cli.h"
 
 enum {
 	O_QUEUES = 1000, O_LEVELS, O_CAPACITY, O_MAXPAYLOAD, O_PROCS, O_ARENA, O_MODE,
 	O_DELAY, O_ATTEMPTS, O_TYPE, O_LEASE, O_TIMEOUT, O_STATE, O_LIMIT, O_CURSOR,
-	O_MAXTASKS, O_IDLE, O_GRACE,
+	O_MAXTASKS, O_IDLE, O_GRACE, O_PROMETHEUS,
 };
 
 static const struct option longopts[] = {
@@ -55,6 +56,7 @@ static const struct option longopts[] = {
 	{ "max-tasks", required_argument, NULL, O_MAXTASKS },
 	{ "idle-exit-ms", required_argument, NULL, O_IDLE },
 	{ "grace-ms", required_argument, NULL, O_GRACE },
+	{ "prometheus", no_argument, NULL, O_PROMETHEUS },
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -867,8 +869,45 @@ static void print_stats_row(const char *q, const char *level, const struct tq_st
 	fputc('\n', stdout);
 }
 
+/* tq stats --prometheus: the exposition tqd serves (tools/metrics.c). */
+static bool stats_prometheus;
+
+static int print_prometheus(struct cli *c)
+{
+	struct metrics_opts mo = { .segment = c->segment };
+	struct metrics_buf b = { 0 };
+	int qs[TQ_QUEUES_MAX], e;
+	tq *t;
+
+	if (c->json) {
+		fprintf(stderr, "tq: stats: --json and --prometheus exclude each other\n");
+		return 2;
+	}
+	if (cli_attach(c, &t))
+		return 1;
+	if (c->nqueues) {
+		if ((e = queues_of(c, t, qs)) < 0) {
+			tq_detach(t);
+			return 1;
+		}
+		mo.queues = qs;
+		mo.nqueues = (unsigned)e;
+	}
+	e = metrics_render(t, &mo, &b);
+	if (e < 0)
+		cli_fail(c, t, e);
+	else
+		fwrite(b.data, 1, b.len, stdout);
+	metrics_buf_free(&b);
+	tq_detach(t);
+	return e < 0;
+}
+
 static int cmd_stats(struct cli *c)
 {
+	if (stats_prometheus)
+		return print_prometheus(c);
+
 	struct tq_segment_info si;
 	struct tq_stats st;
 	int qs[TQ_QUEUES_MAX], nq, e;
@@ -960,8 +999,10 @@ static const int submit_opts[] = { 'q', 'l', O_DELAY, O_ATTEMPTS, O_TYPE, O_LEAS
 static const int wait_opts[] = { O_TIMEOUT, 0 };
 static const int list_opts[] = { 'q', 'l', O_STATE, O_LIMIT, O_CURSOR, 0 };
 static const int queue_opts[] = { 'q', 0 };
+static const int stats_opts[] = { 'q', O_PROMETHEUS, 0 };
 static const int worker_opts[] = { 'e', 'q', 'c', O_MAXTASKS, O_IDLE, O_GRACE, O_LEASE, 0 };
 static const int no_opts[] = { 0 };
+static const int schedule_opts[] = { 'q', 'l', O_TYPE, O_ATTEMPTS, 'd', 'f', 0 };
 
 static const struct command commands[] = {
 	{ "create", cmd_create, 0, 0, create_opts,
@@ -1003,9 +1044,19 @@ static const struct command commands[] = {
 	  "tq dead purge [--queue Q] [ID...]\n"
 	  "  List, requeue (attempts reset) or forget dead letters: the IDs given, else\n"
 	  "  all of queue Q, else all of every queue.\n" },
-	{ "stats", cmd_stats, 0, 0, queue_opts,
-	  "tq stats [--queue Q]\n"
+	{ "stats", cmd_stats, 0, 0, stats_opts,
+	  "tq stats [--queue Q] [--prometheus]\n"
+	  "  --prometheus: the Prometheus text format, as tqd serves it (docs/metrics.md).\n"
 	  "  Counters of each queue (or Q), in total and per level, and segment figures.\n" },
+	{ "schedule", cmd_schedule, 1, 3, schedule_opts,
+	  "tq schedule add NAME SPEC [--queue Q] [--level N] [--type N] [--attempts N]\n"
+	  "                 [--data STRING | --file PATH]\n"
+	  "tq schedule list\n"
+	  "tq schedule remove NAME\n"
+	  "  Periodic tasks: the supervisor (tqd) submits one task to Q (default\n"
+	  "  \"default\") per tick of SPEC, in UTC: cron ('0 3 * * mon-fri', with an\n"
+	  "  optional leading seconds field), @hourly, @daily, @weekly, @monthly,\n"
+	  "  @yearly, or '@every 10s'. Adding an existing NAME replaces it.\n" },
 	{ "worker", cmd_worker, 0, 0, worker_opts,
 	  "tq worker --exec CMD [--queue Q ...] [--concurrency N] [--max-tasks N]\n"
 	  "          [--idle-exit-ms N] [--grace-ms N] [--lease-ms N]\n"
@@ -1100,6 +1151,7 @@ static int apply(struct cli *c, int opt, const char *arg)
 	case O_MAXTASKS: NUM(1, UINT64_MAX, c->max_tasks); c->max_tasks_set = true; return 0;
 	case O_IDLE: NUM(1, 86400000ull, c->idle_exit_ms); c->idle_set = true; return 0;
 	case O_GRACE: NUM(0, 86400000ull, c->grace_ms); return 0;
+	case O_PROMETHEUS: stats_prometheus = true; return 0;
 	default: return -1;
 	}
 #undef NUM

@@ -533,6 +533,50 @@ TQ_API int tq_journal_maintain(tq *t);
 TQ_API int tq_journal_checkpoint(tq *t);
 
 /* ------------------------------------------------------------------------
+ * Periodic tasks (docs/schedules.md). A schedule submits one task per tick
+ * of a cron expression; the segment's active supervisor (tqd) fires them
+ * from tq_tick(), exactly once per tick, also when a standby supervisor
+ * takes over half-way through a tick. Ticks missed while no supervisor ran
+ * are caught up with one task, for the latest of them.
+ */
+#define TQ_SCHEDULES_MAX        64
+#define TQ_SCHEDULE_SPEC_MAX    63      /* bytes of a spec */
+#define TQ_SCHEDULE_PAYLOAD_MAX 1024
+
+struct tq_schedule {
+	char name[TQ_QUEUE_NAME_MAX + 1];  /* [A-Za-z0-9_.:-], unique */
+	char spec[TQ_SCHEDULE_SPEC_MAX + 1]; /* cron, in UTC: "0 3 * * mon-fri",
+	                          * "30 * * * *", "@hourly", "@every 10s" */
+	int queue;
+	uint32_t level;
+	uint32_t type;
+	uint32_t max_attempts;   /* 0 = the queue's */
+	const void *payload;
+	uint32_t len;            /* at most TQ_SCHEDULE_PAYLOAD_MAX */
+};
+
+struct tq_schedule_info {
+	char name[TQ_QUEUE_NAME_MAX + 1];
+	char spec[TQ_SCHEDULE_SPEC_MAX + 1];
+	uint32_t queue, level, type, len;
+	uint64_t next_ns;        /* the next tick, CLOCK_REALTIME */
+	uint64_t last_tick_ns;   /* the last tick fired, 0 none */
+	uint64_t last_task;      /* the task it submitted */
+	uint64_t fired;          /* ticks fired since set */
+};
+
+/** Add the schedule s->name, or replace it (its next tick is then computed
+ * afresh). Returns its index. -EINVAL bad name, spec (tq_last_error() says
+ * where), level or queue; -EMSGSIZE payload; -ENOSPC table full. */
+TQ_API int tq_schedule_set(tq *t, const struct tq_schedule *s);
+
+/** Remove schedule `name`. -ENOENT if there is none. */
+TQ_API int tq_schedule_remove(tq *t, const char *name);
+
+/** Up to max schedules into out; returns how many. */
+TQ_API int tq_schedule_list(tq *t, struct tq_schedule_info *out, unsigned max);
+
+/* ------------------------------------------------------------------------
  * Recovery: the supervisor's repair pass (tqd calls it in a loop).
  */
 struct tq_recovery {
@@ -588,9 +632,11 @@ TQ_API int tq_supervisor_acquire(tq *t, int32_t timeout_ms);
 TQ_API int tq_supervisor_active(tq *t);
 
 /**
- * Time-driven work: make delayed tasks whose time has come ready. Workers
+ * Time-driven work: make delayed tasks whose time has come ready (workers
  * do this as they lease; a supervisor calls it so delays are honoured when
- * no worker is leasing. Returns 0.
+ * no worker is leasing), forget expired results, and, in the active
+ * supervisor, fire the schedules whose tick has come. Returns the number
+ * of schedule ticks fired.
  */
 TQ_API int tq_tick(tq *t);
 
