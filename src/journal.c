@@ -517,6 +517,7 @@ int tq__jnl_setup(tq *t, const struct tq_config *cfg, bool fresh)
 		j->file_bytes = (uint64_t)cfg->journal_file_mb << 20;
 		j->journal_id = random_id();
 		j->tail = TQ__JPAGE;
+		j->start_tail = TQ__JPAGE;
 	}
 	if (!j->dir[0])
 		return 0;
@@ -563,7 +564,7 @@ int tq_journal_info(tq *t, struct tq_journal_info *ji)
 	in.tail_lsn = tail;
 	in.durable_lsn = tq__load_rlx(&j->durable);
 	in.records = tq__load_rlx(&j->records);
-	in.bytes = tail;
+	in.bytes = tail - tq__load_rlx(&j->start_tail);
 	in.flushes = tq__load_rlx(&j->flushes);
 	in.checkpoints = tq__load_rlx(&j->checkpoints);
 	in.last_flush_ns = tq__load_rlx(&j->last_flush_ns);

@@ -152,6 +152,7 @@ struct tq__jhdr {
 	uint64_t errors;         /* records that could not be written (EIO, ENOSPC) */
 	uint64_t last_flush_ns;
 	uint64_t last_ckpt_tail; /* tail when the last checkpoint ended */
+	uint64_t start_tail;     /* tail when the segment was created */
 	uint64_t replay[7];      /* records, tasks, ns, damaged, dropped, damage lsn,
 	                          * tasks found but not restorable */
 	uint64_t ckpt_lock;      /* token of the handle checkpointing, 0 none */

@@ -6,12 +6,13 @@
  * supervisor (a second tqd refuses, or with --standby waits and takes over
  * when the active one dies), and then, every --interval-ms, runs the repair
  * pass (tq_recover: the tasks of dead workers come back, expired leases are
- * taken back, what dead producers held returns to the pools) and the
- * time-driven work (tq_tick: delayed tasks become ready). It logs every
- * repair. It runs in the foreground (for systemd) or with --daemon.
- *
- * The journal (durability across a crash of the whole machine) is the next
- * step of tqd and not in this version.
+ * taken back, what dead producers held returns to the pools), the
+ * time-driven work (tq_tick: delayed tasks become ready, schedules fire),
+ * and the journal's upkeep (tq_journal_maintain: the async flush, the next
+ * file, checkpoints). With --journal, a segment it creates on a directory
+ * holding a journal is restored from it. It logs every repair, serves
+ * metrics (metrics-export.c) and keeps worker pools (tqd-pool.c). It runs
+ * in the foreground (for systemd) or with --daemon.
  */
 #include <errno.h>
 #include <fcntl.h>
