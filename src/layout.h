@@ -263,11 +263,13 @@ enum tq__ctr {
 	TQ__C_DEAD, TQ__C_CANCELLED, TQ__C_REQUEUED, TQ__C_MOVED,
 	TQ__C_DELAY_IN,      /* delayed entries from anything but submit */
 	TQ__C_DELAY_OUT,
+	TQ__C_EXPIRED,       /* leases of live workers taken back at expiry */
 	TQ__C_COUNT
 };
 struct tq__counters {
 	uint64_t c[16];
 };
+_Static_assert(TQ__C_COUNT <= 16, "counters block");
 
 /* A periodic task's schedule (schedule.c). Edited under the header's
  * sched_lock; the tick words are written by the active supervisor only. */

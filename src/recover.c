@@ -321,6 +321,11 @@ static void expire_leases(tq *t, uint32_t p, uint64_t owner, uint64_t now,
 		/* The worker's own finishing CAS races with this one: exactly
 		 * one wins, and the loser learns -ESTALE. */
 		if (tq__cas64(&s->state, leased, tq__st(TQ__K_BUSY, t->token))) {
+			uint32_t q = tq__load_rlx(&s->queue), lv = tq__load_rlx(&s->level);
+
+			/* The one way a task can run twice: counted per queue. */
+			if (q < t->lay.queues && lv < t->lay.levels)
+				tq__count(t, q, lv, TQ__C_EXPIRED, 1);
 			end_lease(t, idx, rep);
 			rep->expired++;
 		}

@@ -56,6 +56,7 @@ int tq_stats(tq *t, int q, int level, struct tq_stats *st)
 	st->cancelled = c[TQ__C_CANCELLED];
 	st->requeued = c[TQ__C_REQUEUED];
 	st->moved = c[TQ__C_MOVED];
+	st->expired = c[TQ__C_EXPIRED];
 	return 0;
 }
 

@@ -179,6 +179,9 @@ static void test_expired_lease(void)
 	CHECK_GT(tq_recover(t, &rep), 0);
 	CHECK_EQU(rep.expired, 1);
 	CHECK_EQU(rep.procs, 0);
+	struct tq_stats st;
+	CHECK_RET(tq_stats(t, q, -1, &st), 0);
+	CHECK_EQU(st.expired, 1);
 	CHECK_RET(tq_get(t, id, &in), 0);
 	CHECK_EQU(in.state, TQ_STATE_PENDING);
 	/* The slow worker learns it lost the task, and keeps nothing of it. */

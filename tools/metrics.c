@@ -542,7 +542,8 @@ static int collect_rows(struct ctx *c, const struct metrics_opts *o,
 			if (l > 0 && !(r->st.depth | r->st.delayed | r->st.leased_now |
 				       r->st.submitted | r->st.leased | r->st.acked |
 				       r->st.failed | r->st.released | r->st.dead |
-				       r->st.cancelled | r->st.requeued | r->st.moved))
+				       r->st.cancelled | r->st.requeued | r->st.moved |
+				       r->st.expired))
 				continue;
 			r->q = q;
 			r->level = l;
@@ -592,6 +593,9 @@ static int render_queues(struct ctx *c, const struct metrics_opts *o,
 	     cancelled);
 	ROWS("tq_tasks_requeued_total", "counter", "Dead letters put back to ready.", requeued);
 	ROWS("tq_tasks_moved_total", "counter", "Changes of a task's priority level.", moved);
+	ROWS("tq_leases_expired_total", "counter",
+	     "Leases taken back from live workers at their deadline (tasks that may run twice).",
+	     expired);
 #undef ROWS
 
 #ifndef TQ_METRICS_NO_HISTOGRAM

@@ -847,7 +847,7 @@ out:
 }
 
 #define STAT_FIELDS(X) X(depth) X(delayed) X(leased_now) X(submitted) X(leased) X(acked) \
-	X(failed) X(released) X(dead) X(cancelled) X(requeued) X(moved)
+	X(failed) X(released) X(dead) X(cancelled) X(requeued) X(moved) X(expired)
 
 static void print_stats_json(const struct tq_stats *s)
 {

@@ -393,6 +393,8 @@ struct tq_stats {
 	uint64_t cancelled;
 	uint64_t requeued;       /* dead letters put back */
 	uint64_t moved;          /* level changes */
+	uint64_t expired;        /* leases taken back from live workers at their
+	                          * deadline: the one way a task runs twice */
 };
 
 /** Counters of queue q at one level, or summed over all levels with
