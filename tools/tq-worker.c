@@ -397,6 +397,9 @@ int cmd_worker(struct cli *c)
 		fprintf(stderr, "tq: worker: --exec CMD is required\n");
 		return 2;
 	}
+	/* Without --queue, $TQ_QUEUE (set by tqd for its pools), else all. */
+	if (!c->nqueues && getenv("TQ_QUEUE") && *getenv("TQ_QUEUE"))
+		c->queues[c->nqueues++] = getenv("TQ_QUEUE");
 	/* Check the segment and queues here, for a clear error and exit code. */
 	if (cli_attach(c, &t))
 		return 1;

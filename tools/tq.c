@@ -1066,7 +1066,8 @@ static const struct command commands[] = {
 	  "  result (none if empty; more than the segment's max payload fails it); any\n"
 	  "  other exit fails the attempt. Leases are extended while CMD runs.\n"
 	  "  --concurrency N runs N worker processes (default 1); --queue (repeatable)\n"
-	  "  picks queues (default all); --max-tasks N exits after N tasks in all;\n"
+	  "  picks queues (default $TQ_QUEUE, else all); --max-tasks N exits after N\n"
+	  "  tasks in all;\n"
 	  "  --idle-exit-ms N exits after N ms with nothing to do. SIGTERM/SIGINT stop\n"
 	  "  leasing and let running commands finish for --grace-ms (default 10000),\n"
 	  "  then kill them and give their tasks back.\n" },
