@@ -86,8 +86,11 @@ int main(int argc, char **argv)
 	/* Wait for the segment if the producer (or tqd) has not created it. */
 	while ((e = tq_attach(segment, &t)) == -ENOENT && !stop)
 		nanosleep(&(struct timespec){ .tv_nsec = 10 * 1000000 }, NULL);
-	if (stop)
+	if (stop) {
+		if (e == 0)
+			tq_detach(t);   /* the signal came while attaching */
 		return 0;
+	}
 	if (e < 0)
 		die(segment, e, NULL);
 	q = tq_queue_declare(t, queue, NULL);

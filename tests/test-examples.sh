@@ -197,10 +197,14 @@ run_pair "" "$N"
 run_pair -static "$N"
 
 # A worker with no task limit stops on SIGTERM, promptly, with status 0.
-timeout 30 "$tmp/bin/worker" -s "$seg" -q ex >"$tmp/term.out" 2>&1 &
+timeout -k 5 30 "$tmp/bin/worker" -s "$seg" -q ex >"$tmp/term.out" 2>&1 &
 wpid=$!
 pids+=("$wpid")
-sleep 0.5
+# Once it is attached (its handler is set by then): the CLI sees 2 processes.
+for _ in $(seq 1 200); do
+	"$dest$bindir/tq" --segment "$seg" stats 2>/dev/null | grep -q ' 2 processes attached' && break
+	sleep 0.05
+done
 kill -TERM "$wpid"
 wait "$wpid"
 rc=$?

@@ -15,8 +15,13 @@
  * Checked, besides check_end() (no task lost, stranded or queued twice,
  * I5), FIFO and the loop bound: a chunk is freed only as the incarnation
  * its freer unlinked or owns (no double free, no free of a chunk in use),
- * taken from the pool only when free, and never written by a pusher
- * through a stale (gen, chunk) pair.
+ * and taken from the pool only when its owner word says free.
+ *
+ * Limit: the default scale (two pushes, two pops) cannot reach the chunk
+ * double free of docs/models.md (a linker killed before marking its chunk
+ * linked, the chunk then consumed and passed by head while recovery looks
+ * at it): that needs three pushes and three pops (-DP2COUNT=2 -DWROUNDS=3),
+ * whose search did not finish in minutes. It was shown in C instead.
  *
  *   spin -a ring.pml && cc -O2 -DSAFETY -o pan pan.c && ./pan -m200000
  */
