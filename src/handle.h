@@ -149,6 +149,7 @@ unsigned tq__ring_skip_stale(tq *t, uint32_t r, unsigned kind, unsigned max);
 unsigned tq__ring_list(tq *t, uint32_t r, unsigned kind, uint64_t *from, uint64_t *ids,
 		       unsigned max);
 bool tq__ring_head_live(tq *t, uint32_t r, unsigned kind, uint32_t *idx, uint64_t *st);
+void tq__ring_mark_chunks(tq *t, uint32_t r, uint64_t *bits);
 
 /* wait.c: futex sleeping and waking in the shared mapping. */
 int tq__futex_wait(uint32_t *word, uint32_t val, int64_t deadline_ns);

@@ -13,6 +13,7 @@
 #define SPIN_NS      20000       /* spin at most this long before sleeping */
 #define POLL_NS      1000        /* while spinning, look this often */
 #define NAP_NS       100000000   /* never sleep longer than this at once */
+#define WEIGHT_MAX   (1u << 20)  /* as tq_queue_declare() allows */
 
 struct lease_ctx {
 	tq *t;
@@ -126,9 +127,14 @@ static int take_weighted(struct lease_ctx *c, struct tq_task *out, unsigned max)
 
 			if (paused(t, q))
 				continue;
+			/* Declare caps weights at 2^20; a segment saying more
+			 * is corrupt, and must not overflow the credits. */
 			qw = tq__load_rlx(&qu->weight);
+			if (qw > WEIGHT_MAX)
+				qw = WEIGHT_MAX;
 			for (uint32_t lv = 0; lv < levels; lv++) {
-				int64_t w = (int64_t)qw * tq__load_rlx(&qu->level_weight[lv]);
+				uint32_t lw = tq__load_rlx(&qu->level_weight[lv]);
+				int64_t w = (int64_t)qw * (lw > WEIGHT_MAX ? WEIGHT_MAX : lw);
 				int i = (int)(q * levels + lv);
 
 				if (w <= 0 || !tq__ring_maybe_ready(t, tq__ring_ready(&t->lay, q, lv)))

@@ -502,7 +502,8 @@ static uint64_t pending_mask(tq *t, uint32_t w)
  * it): an allocator between taking bits and claiming items, or a handle
  * between freeing and clearing, holds that state for nanoseconds, an
  * orphan for ever. */
-static uint32_t sweep_bits(tq *t, uint64_t *bits, uint32_t n, bool is_slots, uint64_t *prev)
+static uint32_t sweep_bits(tq *t, uint64_t *bits, uint32_t n, bool is_slots, uint64_t *prev,
+			   const uint64_t *reachable)
 {
 	uint32_t freed = 0, nwords = (uint32_t)tq__bitmap_words(n);
 
@@ -515,9 +516,32 @@ static uint32_t sweep_bits(tq *t, uint64_t *bits, uint32_t n, bool is_slots, uin
 
 			if (i >= n)
 				break;
-			free_now = is_slots ?
-				tq__load(&tq__slot(t, i)->state) == tq__st(TQ__K_FREE, 0) :
-				tq__load(&tq__chunk(t, i)->owner) == 0;
+			if (is_slots) {
+				free_now = tq__load(&tq__slot(t, i)->state) == tq__st(TQ__K_FREE, 0);
+			} else {
+				uint64_t ow = tq__load(&tq__chunk(t, i)->owner);
+
+				/* Free, or linked where no ring reaches it: its
+				 * linker died before linking it, or its consumer
+				 * before freeing it (ring.c). */
+				free_now = ow == 0 || ((ow & TQ__CHUNK_LINKED) &&
+						       !(reachable[i / 64] & (1ull << (i % 64))));
+				if (free_now && ow) {
+					if (!(prev[w] & (1ull << (i % 64)))) {
+						seen |= 1ull << (i % 64);
+						continue;
+					}
+					if (!tq__cas64(&tq__chunk(t, i)->owner, ow, t->token))
+						continue;
+					tq__store(&tq__chunk(t, i)->gen_next,
+						  (tq__load(&tq__chunk(t, i)->gen_next) + (1ull << 32)) |
+						  TQ__NIL);
+					tq__store(&tq__chunk(t, i)->owner, 0);
+					tq__pool_give(bits, i);
+					freed++;
+					continue;
+				}
+			}
 			if (free_now && is_slots) {
 				if (skip == UINT64_MAX)
 					skip = pending_mask(t, w);
@@ -554,9 +578,16 @@ int tq_sweep(tq *t, struct tq_recovery *report)
 		if (!t->sweep_prev)
 			return tq__fail(t, -ENOMEM, "no memory for the sweep");
 	}
-	rep.freed = sweep_bits(t, tq__slot_bits(t), t->lay.capacity, true, t->sweep_prev) +
+	uint64_t *reach = calloc(tq__bitmap_words(t->lay.nchunks), sizeof(uint64_t));
+
+	if (!reach)
+		return tq__fail(t, -ENOMEM, "no memory for the sweep");
+	for (uint32_t r = 0; r < t->lay.nrings; r++)
+		tq__ring_mark_chunks(t, r, reach);
+	rep.freed = sweep_bits(t, tq__slot_bits(t), t->lay.capacity, true, t->sweep_prev, NULL) +
 		    sweep_bits(t, tq__chunk_bits(t), t->lay.nchunks, false,
-			       t->sweep_prev + tq__bitmap_words(t->lay.capacity));
+			       t->sweep_prev + tq__bitmap_words(t->lay.capacity), reach);
+	free(reach);
 	if (rep.freed) {
 		tq__add(&t->hdr->repairs, rep.freed);
 		tq__wake_space(t);

@@ -131,10 +131,30 @@ static bool next_pair(tq *t, uint32_t c, uint32_t g, uint32_t next, uint64_t *pa
 	return true;
 }
 
+/* Set the bit of every chunk reachable from ring r's head (tq_sweep()). */
+void tq__ring_mark_chunks(tq *t, uint32_t r, uint64_t *bits)
+{
+	uint64_t hd = tq__load(&tq__ring(t, r)->head);
+	uint32_t c = LOW(hd), g = GEN(hd);
+
+	for (uint32_t steps = 0; steps < t->lay.nchunks && c < t->lay.nchunks; steps++) {
+		uint64_t gn = tq__load(&tq__chunk(t, c)->gen_next);
+
+		if (GEN(gn) != g)
+			return;
+		bits[c / 64] |= 1ull << (c % 64);
+		c = LOW(gn);
+		if (c >= t->lay.nchunks)
+			return;
+		g = GEN(tq__load(&tq__chunk(t, c)->gen_next));
+	}
+}
+
 int tq__ring_push(tq *t, uint32_t r, uint32_t idx, unsigned kind)
 {
 	struct tq__ring *rg = tq__ring(t, r);
 	uint32_t nchunks = t->lay.nchunks;
+	uint64_t prev = tq__load(&tq__slot(t, idx)->state);
 
 	for (int tries = 0; tries < TRIES; tries++) {
 		uint64_t w = tq__load(&rg->wpos);
@@ -171,8 +191,13 @@ int tq__ring_push(tq *t, uint32_t r, uint32_t idx, unsigned kind)
 					return e;
 				tq__store(&tq__chunk(t, nc)->ring, r);
 				pair = PAIR(GEN(tq__load(&tq__chunk(t, nc)->gen_next)), nc);
+				/* Marked linked before it can be reached: a chunk
+				 * that is in a ring never carries a token, so only the
+				 * consumer that moves the head past it frees it, never
+				 * recovery too. A linker dying right here leaves a
+				 * linked, unreachable chunk: tq_sweep() frees it. */
+				tq__store(&tq__chunk(t, nc)->owner, TQ__CHUNK_LINKED | r);
 				if (tq__cas64(&tq__chunk(t, c)->gen_next, PAIR(g, TQ__NIL), PAIR(g, nc))) {
-					tq__store(&tq__chunk(t, nc)->owner, TQ__CHUNK_LINKED | r);
 					tq__held_del(t, hi);
 					tq__cas64(&rg->tail, tl, pair);
 				} else {
@@ -190,7 +215,19 @@ int tq__ring_push(tq *t, uint32_t r, uint32_t idx, unsigned kind)
 		cell = &tq__cells(t, c)[w - base];
 		v = tq__load(cell);
 		if (v == PAIR(g, 0)) {
-			tq__store(&tq__slot(t, idx)->state, tq__st_at(kind, r, w));
+			uint64_t want = tq__st_at(kind, r, w);
+
+			/* The state goes from what we hold to "at (r, w)" by CAS,
+			 * never by a store: if recovery took the slot meanwhile
+			 * (it read our "at (r, w)" before the cell was set, as a
+			 * dead publisher would leave it), the task is its to
+			 * publish, and it may already have been leased and
+			 * finished: a store would bring it back. */
+			if (prev != want) {
+				if (!tq__cas64(&tq__slot(t, idx)->state, prev, want))
+					return 0;
+				prev = want;
+			}
 			if (tq__cas64(cell, PAIR(g, 0), PAIR(g, idx + 1))) {
 				tq__cas64(&rg->wpos, w, w + 1);
 				return 0;

@@ -416,9 +416,13 @@ static int validate(const struct tq__hdr *h, uint64_t file_size, struct tq__layo
 	cfg.group = h->group;
 	cfg.arena_bytes = h->arena_bytes;
 	r = tq__layout_compute(&cfg, lay);
-	if (r < 0)
-		return tq__fail(NULL, -EPROTO, "stored configuration is invalid: %s",
-				tq_last_error(NULL));
+	if (r < 0) {
+		char why[200];
+
+		/* tq__fail() writes the buffer tq_last_error() reads. */
+		snprintf(why, sizeof(why), "%s", tq_last_error(NULL));
+		return tq__fail(NULL, -EPROTO, "stored configuration is invalid: %s", why);
+	}
 	if (memcmp(lay, &h->lay, sizeof(*lay)) != 0)
 		return tq__fail(NULL, -EPROTO, "stored layout disagrees with its configuration");
 	if (lay->total != file_size)

@@ -64,6 +64,20 @@ int main(void)
 	CHECK_EQU(si.tasks_held, 10);
 	CHECK_GEU(si.repairs, 2);
 
+	/* A chunk marked linked that no ring reaches (its linker died before
+	 * the link CAS, or its consumer before freeing it): freed on the
+	 * second sweep too; the rings' own chunks are left alone. */
+	uint32_t lc = t->lay.nchunks - 2;
+	CHECK_EQU(tq__load(&tq__chunk(t, lc)->owner), 0);
+	set_bit(tq__chunk_bits(t), lc);
+	tq__store(&tq__chunk(t, lc)->owner, TQ__CHUNK_LINKED | 0);
+	CHECK_RET(tq_sweep(t, &rep), 0);
+	CHECK(bit(tq__chunk_bits(t), lc));
+	CHECK_RET(tq_sweep(t, &rep), 1);
+	CHECK(!bit(tq__chunk_bits(t), lc));
+	CHECK_EQU(tq__load(&tq__chunk(t, lc)->owner), 0);
+	CHECK_RET(tq_sweep(t, &rep), 0);
+
 	/* The tasks are untouched, and the segment fills to its capacity. */
 	for (int i = 0; i < 10; i++) {
 		CHECK_RET(tq_lease(t, &lo, &task, 1), 1);

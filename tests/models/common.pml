@@ -102,11 +102,11 @@ inline push(me, x)
 	   v = cell[w];
 	   if
 	   :: v == 0 ->
-#ifndef FIX_PUSH_CAS
-		STEP(S[x] = READY(w));  /* ring.c: a plain store */
+#ifdef MUTANT_PUSH_STORE
+		STEP(S[x] = READY(w));  /* the old ring.c: a plain store */
 #else
-		/* proposed fix: CAS from the state this pusher last wrote;
-		 * failing, a recoverer took the slot over and publishes it */
+		/* ring.c: CAS from the state this pusher last wrote; failing,
+		 * a recoverer took the slot over and publishes it */
 		STEP(atomic {
 			if
 			:: S[x] == prev -> S[x] = READY(w); ok = true

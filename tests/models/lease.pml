@@ -14,9 +14,9 @@
  * records and may take back a live worker's lease once (MAXEXPIRE; its
  * deadline passing is a nondeterministic choice).
  *
- * As the code is, spin finds a task run again after its ack (docs/models.md,
- * "A bug the lease model found"); -DFIX_PUSH_CAS models the proposed fix
- * to tq__ring_push(), with which every check passes.
+ * With -DMUTANT_PUSH_STORE (tq__ring_push() before its fix, a plain store
+ * of the state), spin finds a task run again after its ack (docs/models.md,
+ * "A bug the lease model found"); as the code is now, every check passes.
  *
  * Checked: no task leased by two live workers at once except after its
  * lease was taken back (the expiry, the only case docs/protocols.md
@@ -24,7 +24,7 @@
  * again after); claims in position order (FIFO); no loop spins on a dead
  * worker; and at the end no task lost or stranded (check_end()).
  *
- *   spin -DFIX_PUSH_CAS -a lease.pml && cc -O2 -DSAFETY -o pan pan.c && ./pan -m200000
+ *   spin -a lease.pml && cc -O2 -DSAFETY -o pan pan.c && ./pan -m200000
  */
 #ifndef NSLOT
 #define NSLOT 1     /* tasks in the ring at the start (1 or 2) */
