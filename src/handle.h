@@ -177,7 +177,8 @@ void tq__slot_release(tq *t, uint32_t idx);
 void tq__slot_flush(tq *t);
 int tq__slot_lookup(tq *t, uint64_t id, uint32_t *idx);
 int tq__submit_announced(tq *t, uint32_t q, const void *payload, uint32_t len, uint32_t level,
-			 uint32_t type, uint32_t max_attempts, uint64_t *announce, uint64_t *id);
+			 uint32_t type, uint32_t max_attempts, uint64_t submitted_ns,
+			 uint64_t *announce, uint64_t *id);
 
 /* schedule.c */
 bool tq__sched_pending(tq *t, uint64_t id);

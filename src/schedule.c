@@ -344,8 +344,10 @@ static int fire(tq *t, uint32_t i, uint64_t now)
 		return 0;
 	}
 	s->tick_ns = tick;
+	/* The task's submit time is its tick: the handler knows which tick
+	 * it runs for, however late the supervisor fired it. */
 	e = tq__submit_announced(t, s->queue, s->payload, s->len, s->level, s->type,
-				 s->max_attempts, &s->task, &id);
+				 s->max_attempts, tick, &s->task, &id);
 	if (e < 0) {
 		/* Full: the tick stays due, tried again on the next tq_tick(). */
 		tq__store(&s->task, 0);

@@ -330,13 +330,15 @@ static void ctx_init(struct submit_ctx *c, tq *t, uint32_t q, const struct tq_su
 }
 
 /*
- * Submit one task as tq_submit() does, storing its ID in *announce after
+ * Submit one task as tq_submit() does, stamped submitted_ns (if not 0 and
+ * not in the future), storing its ID in *announce after
  * the slot is filled and before the task is published (schedule.c: a
  * supervisor that dies in between leaves a reserved slot the next one
  * publishes). The caller validated everything.
  */
 int tq__submit_announced(tq *t, uint32_t q, const void *payload, uint32_t len, uint32_t level,
-			 uint32_t type, uint32_t max_attempts, uint64_t *announce, uint64_t *id)
+			 uint32_t type, uint32_t max_attempts, uint64_t submitted_ns,
+			 uint64_t *announce, uint64_t *id)
 {
 	struct tq_submit_opts opts;
 	struct tq_task_spec spec;
@@ -349,6 +351,8 @@ int tq__submit_announced(tq *t, uint32_t q, const void *payload, uint32_t len, u
 	opts.max_attempts = max_attempts;
 	ctx_init(&c, t, q, &opts);
 	c.announce = announce;
+	if (submitted_ns && submitted_ns < c.now)
+		c.now = submitted_ns;   /* a schedule's task says which tick it is */
 	spec.payload = payload;
 	spec.len = len;
 	spec.level = level;
