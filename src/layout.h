@@ -283,7 +283,7 @@ struct tq__sched {
 	uint64_t tick_ns;        /* the tick being fired, or the last fired */
 	uint64_t task;           /* task of the tick being fired, 0 none */
 	uint64_t last_task;
-	uint64_t fired;
+	uint64_t fired;          /* ticks fired << 16 | tag of the last (schedule.c) */
 	uint8_t payload[TQ_SCHEDULE_PAYLOAD_MAX];
 };
 
