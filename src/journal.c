@@ -14,7 +14,6 @@
  * state transition first and then appends its record. A checkpoint relies
  * on both.
  */
-#include <dirent.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -132,16 +131,23 @@ fail:
 	return tq__fail(t, e, "journal %s: %s", path, tq_strerror(e));
 }
 
-static int map_fd(tq *t, uint64_t file)
+/* The handle's cache entry of a mapping tq__jnl_map() returned. */
+static struct tq__jmap *map_of(tq *t, const uint8_t *base)
 {
-	uint8_t *base;
-
-	if (tq__jnl_map(t, file, false, &base) < 0)
-		return -1;
 	for (unsigned i = 0; i < TQ__JMAPS; i++)
 		if (t->jmap[i].base == base)
-			return t->jmap[i].fd;
-	return -1;
+			return &t->jmap[i];
+	return NULL;
+}
+
+static int map_fd(tq *t, uint64_t file)
+{
+	struct tq__jmap *m;
+	uint8_t *base;
+
+	if (tq__jnl_map(t, file, false, &base) < 0 || !(m = map_of(t, base)))
+		return -1;
+	return m->fd;
 }
 
 void tq__jnl_close(tq *t)
@@ -164,12 +170,9 @@ void tq__jnl_close(tq *t)
 static void raise_hwm(tq *t, uint8_t *base, uint64_t end)
 {
 	struct tq__jfile *h = (struct tq__jfile *)(void *)base;
-	struct tq__jmap *m = NULL;
+	struct tq__jmap *m = map_of(t, base);
 	uint64_t cur, want;
 
-	for (unsigned i = 0; i < TQ__JMAPS; i++)
-		if (t->jmap[i].base == base)
-			m = &t->jmap[i];
 	if (m && end <= m->hwm)
 		return;
 	want = (end + TQ__JHWM - 1) / TQ__JHWM;
@@ -231,9 +234,7 @@ int tq__jnl_reserve(tq *t, uint32_t len, uint8_t **rec, uint64_t *lsn)
 		return e;
 	}
 	raise_hwm(t, base, at % F + len);
-	for (unsigned i = 0; i < TQ__JMAPS; i++)
-		if (t->jmap[i].base == base)
-			t->jrec_fd = t->jmap[i].fd;
+	t->jrec_fd = map_of(t, base)->fd;
 	memset(t->jbuf, 0, len);
 	*rec = t->jbuf;
 	*lsn = at;
