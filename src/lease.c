@@ -3,8 +3,8 @@
  * lease.c - taking tasks: choosing the (queue, level) to take from under the
  * strict or the weighted policy, claiming the task (the new owner is written
  * into the slot's state by the same CAS that takes it, see ring.c), and
- * waiting without polling when nothing is ready: a short spin, then a futex
- * sleep on the chosen queues' words.
+ * waiting without polling when nothing is ready: a short spin (or as long
+ * as the caller asks), then a futex sleep on the chosen queues' words.
  */
 #include <string.h>
 
@@ -224,6 +224,8 @@ int tq_lease(tq *t, const struct tq_lease_opts *opts, struct tq_task *out, unsig
 		return tq__fail(t, -EINVAL, "unknown policy %u", opts->policy);
 	if (opts->nqueues > TQ_QUEUES_MAX || (opts->nqueues && !opts->queues))
 		return tq__fail(t, -EINVAL, "bad queue list (%u queues)", opts->nqueues);
+	if (opts->spin_us > TQ_SPIN_US_MAX)
+		return tq__fail(t, -EINVAL, "spin_us %u exceeds %u", opts->spin_us, TQ_SPIN_US_MAX);
 	c.t = t;
 	c.policy = opts->policy;
 	c.lease_ms = opts->lease_ms;
@@ -284,7 +286,10 @@ int tq_lease(tq *t, const struct tq_lease_opts *opts, struct tq_task *out, unsig
 			tq__slot_flush(t);
 			if (t->jend_n)
 				tq__jnl_end_flush(t);
-			spin_until = t->spin_ok ? tq__mono_ns() + SPIN_NS : 1;
+			if (opts->spin_us)
+				spin_until = tq__mono_ns() + opts->spin_us * 1000ull;
+			else
+				spin_until = t->spin_ok ? tq__mono_ns() + SPIN_NS : 1;
 		}
 		if (tq__mono_ns() < spin_until) {
 			/* Look about once a microsecond, not continuously: every
@@ -292,13 +297,23 @@ int tq_lease(tq *t, const struct tq_lease_opts *opts, struct tq_task *out, unsig
 			 * next publishing CAS then waits for them to come back.
 			 * Looking less often lets a few tasks gather and go in
 			 * one pass. */
-			uint64_t next = tq__mono_ns() + POLL_NS;
+			uint64_t now = tq__mono_ns(), next = now + POLL_NS;
+			int64_t until = min_deadline((int64_t)spin_until, (int64_t)(now + NAP_NS));
 
-			while (!any_ready(&c) && tq__mono_ns() < spin_until) {
+			/* A long spin still promotes delayed tasks when due,
+			 * ends at the deadline, and sees new queues. */
+			until = min_deadline(until, deadline);
+			if (tq__load_rlx(&t->hdr->delayed))
+				until = min_deadline(until, tq__delay_next_ns(t));
+			while (!any_ready(&c) && (int64_t)tq__mono_ns() < until) {
 				while (tq__mono_ns() < next)
 					for (int i = 0; i < 8; i++)
 						tq__cpu_relax();
 				next += POLL_NS;
+			}
+			if (!opts->nqueues) {
+				all_queues(t);
+				c.nq = t->nallq;
 			}
 			continue;
 		}

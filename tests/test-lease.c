@@ -147,6 +147,11 @@ static void test_errors(void)
 	uint64_t t0 = mono_ns();
 	CHECK_ERR(tq_lease(t, &lo, tasks, 1), -ETIMEDOUT);
 	CHECK_GEU(mono_ns() - t0, 99ull * 1000000ull);
+	/* A spin longer than the timeout still ends at the timeout. */
+	lo.spin_us = TQ_SPIN_US_MAX;
+	lo.timeout_ms = 20;
+	CHECK_ERR(tq_lease(t, &lo, tasks, 1), -ETIMEDOUT);
+	lo.spin_us = 0;
 	lo.timeout_ms = 0;
 
 	/* Bad arguments. */
@@ -155,6 +160,8 @@ static void test_errors(void)
 	CHECK_ERR(tq_lease(t, &lo, tasks, TQ_BATCH_MAX + 1), -EINVAL);
 	CHECK_ERR(tq_lease(t, &lo, NULL, 1), -EINVAL);
 	struct tq_lease_opts bad = { .policy = 2 };
+	CHECK_ERR(tq_lease(t, &bad, tasks, 1), -EINVAL);
+	bad = (struct tq_lease_opts){ .spin_us = TQ_SPIN_US_MAX + 1 };
 	CHECK_ERR(tq_lease(t, &bad, tasks, 1), -EINVAL);
 	bad = (struct tq_lease_opts){ .queues = NULL, .nqueues = 1 };
 	CHECK_ERR(tq_lease(t, &bad, tasks, 1), -EINVAL);
@@ -533,6 +540,24 @@ static void test_wakeups(void)
 	char buf[8];
 	CHECK_RET(tq_result(t, id, buf, sizeof buf), 4);
 	CHECK(memcmp(buf, "pong", 4) == 0);
+
+	/* A worker polling for a second takes a task submitted meanwhile. */
+	pid = tqt_fork();
+	if (pid == 0) {
+		tq *u = tqt_attach(name);
+		int only[1] = { q };
+		struct tq_lease_opts lo = { .queues = only, .nqueues = 1, .timeout_ms = 30000,
+					    .spin_us = TQ_SPIN_US_MAX };
+		struct tq_task task;
+		CHECK_RET(tq_lease(u, &lo, &task, 1), 1);
+		CHECK(task.len == 4 && memcmp(task.payload, "spun", 4) == 0);
+		CHECK_RET(tq_ack(u, task.id, NULL, 0), 0);
+		tq_detach(u);
+		_exit(0);
+	}
+	tqt_sleep_ms(100);
+	CHECK_RET(tq_submit(t, q, "spun", 4, NULL, NULL), 0);
+	tqt_expect_child_ok(pid, 60000);
 
 	/* A batch submit wakes a batch lease. */
 	pid = tqt_fork();

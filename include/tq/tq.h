@@ -57,6 +57,7 @@ typedef struct tq tq;
 #define TQ_ATTEMPTS_MAX    255u         /* largest max_attempts */
 #define TQ_BATCH_MAX       64u          /* tasks per submit or lease call */
 #define TQ_HELD_MAX        256u         /* tasks and slots one handle holds */
+#define TQ_SPIN_US_MAX     1000000u     /* tq_lease_opts.spin_us */
 #define TQ_PATH_MAX        256          /* journal directory, NUL included */
 
 /* ------------------------------------------------------------------------
@@ -250,6 +251,9 @@ struct tq_lease_opts {
 	int32_t timeout_ms;      /* nothing ready: 0 = -EAGAIN at once,
 	                          * < 0 = wait without limit, > 0 = bounded */
 	uint32_t lease_ms;       /* 0 = the task's own lease length */
+	uint32_t spin_us;        /* nothing ready: poll this long before
+	                          * sleeping (at most TQ_SPIN_US_MAX); 0 = up
+	                          * to 20 us, and only while tasks keep coming */
 };
 
 /** A leased task. payload points into the segment and stays valid while
