@@ -3,17 +3,31 @@
 # Count the instructions of the hot path (submit, lease, ack; 64 B payload,
 # one process, no contention) with callgrind, per task and per call.
 #   perf/callgrind.sh [BUILD_DIR] [ROUNDS]
-# Prints "submit N", "lease N", "ack N", "total N" instructions per task.
+# Prints "submit N", "lease N", "ack N", "total N": instructions per task
+# with one task per call, then the same with batches of 64 (tq_submit_batch,
+# tq_lease of 64, and 64 tq_ack calls) as "b64-submit" ... "b64-total".
 set -euo pipefail
 build=${1:-build}
 rounds=${2:-200000}
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
-valgrind --tool=callgrind --callgrind-out-file="$out/cg.out" \
-	"$build/perf/tq-hotpath" "$rounds" 2>"$out/log" || { cat "$out/log"; exit 1; }
-callgrind_annotate --inclusive=yes "$out/cg.out" 2>/dev/null >"$out/ann"
-for fn in tq_submit tq_lease tq_ack; do
-	ir=$(grep -E "[^_]${fn} " "$out/ann" | grep -v "'" | head -1 | awk '{gsub(",","",$1); print $1}')
-	printf '%-7s %s\n' "${fn#tq_}" "$(( ${ir:-0} / rounds ))"
-done | tee "$out/per"
-awk '{s += $2} END {print "total  ", s}' "$out/per"
+
+# count PREFIX BATCH SUBMIT_FN: one callgrind run, per-task inclusive counts.
+count() {
+	local prefix=$1 batch=$2 submit=$3 r=$(( rounds / $2 )) tasks
+	tasks=$(( r * batch ))
+	valgrind --tool=callgrind --callgrind-out-file="$out/cg.out" \
+		"$build/perf/tq-hotpath" "$r" "$batch" 2>"$out/log" || { cat "$out/log"; exit 1; }
+	callgrind_annotate --inclusive=yes "$out/cg.out" 2>/dev/null >"$out/ann"
+	: >"$out/per"
+	for fn in "$submit" tq_lease tq_ack; do
+		ir=$(grep -E "[^_]${fn} " "$out/ann" | grep -v "'" | head -1 | awk '{gsub(",","",$1); print $1}')
+		name=${fn#tq_}
+		name=${name%_batch}
+		printf '%-10s %s\n' "$prefix$name" "$(( ${ir:-0} / tasks ))" >>"$out/per"
+	done
+	cat "$out/per"
+	awk -v p="$prefix" '{s += $2} END {printf "%-10s %d\n", p "total", s}' "$out/per"
+}
+count "" 1 tq_submit
+count "b64-" 64 tq_submit_batch

@@ -14,21 +14,11 @@
  */
 #include "handle.h"
 
-/* Drop this handle's record of a slot whose lease was taken back. */
-static void forget_lost(tq *t, uint32_t idx)
-{
-	int hi = tq__hmap_take(t, idx);
-
-	if (hi >= 0) {
-		tq__held_del(t, hi);
-		if (t->leased_now)
-			tq__store_rlx(&t->proc->leased_now, --t->leased_now);
-	}
-}
-
 /* Find a task this handle leases; -ENOENT or -ESTALE otherwise. */
 static int leased(tq *t, uint64_t id, uint32_t *idx, int *hi)
 {
+	struct tq__slot *s;
+	uint32_t h;
 	int e;
 
 	if (!t)
@@ -37,12 +27,20 @@ static int leased(tq *t, uint64_t id, uint32_t *idx, int *hi)
 	e = tq__slot_lookup(t, id, idx);
 	if (e < 0)
 		return e;
-	if (tq__load(&tq__slot(t, *idx)->state) == tq__st(TQ__K_LEASED, t->token) &&
-	    (*hi = tq__hmap_get(t, *idx)) >= 0)
-		return 0;
+	s = tq__slot(t, *idx);
+	if (tq__load(&s->state) == tq__st(TQ__K_LEASED, t->token)) {
+		/* Ours: the slot names our held entry (we wrote it when we
+		 * leased it, and only the lessee writes it). */
+		h = tq__load_rlx(&s->held);
+		if (h < TQ_HELD_MAX && t->held_lease[h] &&
+		    tq__load_rlx(&t->proc->held[h]) == tq__held(TQ__H_SLOT, *idx)) {
+			*hi = (int)h;
+			return 0;
+		}
+	}
 	/* Not ours (any more): if we had leased it, the lease was taken back
 	 * (expired); forget our record of it. */
-	forget_lost(t, *idx);
+	tq__held_forget_lost(t, *idx);
 	if (tq__st_kind(tq__load(&tq__slot(t, *idx)->state)) == TQ__K_FREE)
 		return tq__fail(t, -ENOENT, "task %llu: finished and gone", (unsigned long long)id);
 	return tq__fail(t, -ESTALE, "task %llu is not leased by this handle (lease lost?)",
@@ -72,7 +70,8 @@ static void ungrab(tq *t, uint32_t idx)
 
 static void done_with(tq *t, uint32_t idx, int hi)
 {
-	tq__hmap_take(t, idx);
+	(void)idx;
+	t->held_lease[hi] = 0;
 	tq__held_del(t, hi);
 	if (t->leased_now)
 		tq__store_rlx(&t->proc->leased_now, --t->leased_now);
@@ -81,7 +80,7 @@ static void done_with(tq *t, uint32_t idx, int hi)
 /* An attempt ended (ack or fail): its run time and the handle's count. */
 static void attempt_done(tq *t, uint32_t q, uint32_t lv, int hi)
 {
-	uint64_t now = tq_now_ns();
+	uint64_t now = tq__now_ns();
 
 	if (now > t->held_t0[hi])
 		tq__hist_add(t, q, lv, TQ_HIST_RUN, now - t->held_t0[hi]);

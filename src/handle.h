@@ -11,11 +11,11 @@
 
 #include <errno.h>
 #include <stdarg.h>
+#include <time.h>
 
 #include "layout.h"
 
 #define TQ__CACHE_MAX  32u     /* reserved free slots a handle keeps */
-#define TQ__HMAP       1024u   /* local map slot index -> held entry */
 
 struct tq {
 	uint8_t *base;             /* the mapping */
@@ -31,9 +31,8 @@ struct tq {
 	/* Held list bookkeeping (the list itself is proc->held). */
 	uint16_t held_free[TQ_HELD_MAX];
 	uint32_t nheld_free;
-	uint32_t hmap_key[TQ__HMAP];   /* slot index + 1, 0 empty */
-	uint16_t hmap_val[TQ__HMAP];
 	uint64_t held_t0[TQ_HELD_MAX]; /* lease start of each held entry (ns) */
+	uint8_t held_lease[TQ_HELD_MAX]; /* entry names a task leased by tq_lease() */
 	uint64_t n_leased, n_done, n_submitted;
 	uint32_t leased_now;
 
@@ -128,15 +127,51 @@ uint64_t tq__pool_used(const uint64_t *bits, uint32_t n);
 /* proc.c: process records, held lists, liveness. */
 int tq__proc_claim(tq *t);
 void tq__proc_release(tq *t);
-int tq__held_add(tq *t, uint32_t entry);
-int tq__held_reserve(tq *t);
-void tq__held_set(tq *t, int hi, uint32_t entry);
-void tq__held_del(tq *t, int hi);
-void tq__hmap_put(tq *t, uint32_t slot, int hi);
-int tq__hmap_take(tq *t, uint32_t slot);
-int tq__hmap_get(tq *t, uint32_t slot);
+void tq__held_forget_lost(tq *t, uint32_t idx);
 int tq__owner_pid(tq *t, uint64_t token);
 bool tq__token_alive(tq *t, uint64_t token);
+
+/* The held list (proc.c explains it), on every hot path, so inline. An
+ * entry is named in the segment before the thing it names is claimed. */
+static inline int tq__held_add(tq *t, uint32_t entry)
+{
+	int hi;
+
+	if (!t->nheld_free)
+		return -ENOBUFS;
+	hi = t->held_free[--t->nheld_free];
+	tq__store(&t->proc->held[hi], entry);
+	return hi;
+}
+
+/* Reserve an entry without writing it: it is 0 already (tq__held_del()
+ * cleared it), and the caller writes it before its claim. */
+static inline int tq__held_reserve(tq *t)
+{
+	if (!t->nheld_free)
+		return -ENOBUFS;
+	return t->held_free[--t->nheld_free];
+}
+
+static inline void tq__held_set(tq *t, int hi, uint32_t entry)
+{
+	tq__store(&t->proc->held[hi], entry);
+}
+
+static inline void tq__held_del(tq *t, int hi)
+{
+	tq__store(&t->proc->held[hi], 0);
+	t->held_free[t->nheld_free++] = (uint16_t)hi;
+}
+
+/* tq_now_ns() without the call into another file. */
+static inline uint64_t tq__now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
 
 /* ring.c: chunked claim-on-slot rings. */
 int tq__ring_init(tq *t, uint32_t r);
@@ -165,17 +200,77 @@ uint64_t tq__mono_ns(void);
 
 /* payload.c: inline or arena storage of payloads and results. */
 int tq__payload_store(tq *t, struct tq__slot *s, const void *data, uint32_t len);
-void tq__payload_drop(tq *t, struct tq__slot *s);
+void tq__payload_drop_block(tq *t, struct tq__slot *s);
+
+/* Forget the slot's bytes, giving back the arena block if it has one. */
+static inline void tq__payload_drop(tq *t, struct tq__slot *s)
+{
+	if (tq__load_rlx(&s->len) > TQ__INLINE_MAX)
+		tq__payload_drop_block(t, s);
+	else
+		tq__store_rlx(&s->len, 0);
+}
 int tq__payload_replace(tq *t, struct tq__slot *s, const void *data, uint32_t len);
-const void *tq__payload_ptr(tq *t, const struct tq__slot *s, uint32_t *len);
+const void *tq__payload_ptr_block(tq *t, const struct tq__slot *s, uint32_t *len);
+
+/* Where the slot's bytes are (*len of them), or NULL if the slot is
+ * corrupt. Inline payloads without the call. */
+static inline const void *tq__payload_ptr(tq *t, const struct tq__slot *s, uint32_t *len)
+{
+	uint32_t n = tq__load_rlx(&s->len);
+
+	if (n <= TQ__INLINE_MAX) {
+		*len = n;
+		return s->data;
+	}
+	return tq__payload_ptr_block(t, s, len);
+}
 int tq__class_for(const struct tq__layout *l, uint32_t len);
 
 /* slots, shared by submit, finish and inspect (submit.c). */
-int tq__slot_get(tq *t, uint32_t *idx, int *hi);
+int tq__slot_refill(tq *t);
+
+/* A reserved free slot from the handle's cache, refilled 32 at a time; the
+ * slot is named by held entry *hi. */
+static inline int tq__slot_get(tq *t, uint32_t *idx, int *hi)
+{
+	if (__builtin_expect(!t->ncache, 0)) {
+		int e = tq__slot_refill(t);
+		if (e < 0)
+			return e;
+	}
+	t->ncache--;
+	tq__store_rlx(&t->proc->cached, t->ncache + t->free_count);
+	*idx = t->cache[t->ncache];
+	*hi = t->cache_hi[t->ncache];
+	/* Fetch the next slot's lines for writing now, so that the next
+	 * submit's stores hit and its publishing CAS does not wait for them. */
+	if (t->ncache) {
+		uint8_t *next = t->base + t->lay.off_slots +
+				(uint64_t)t->cache[t->ncache - 1] * TQ__SLOT_SIZE;
+		__builtin_prefetch(next, 1, 3);
+		__builtin_prefetch(next + TQ__CACHELINE, 1, 3);
+	}
+	return 0;
+}
 void tq__slot_free(tq *t, uint32_t idx);
 void tq__slot_release(tq *t, uint32_t idx);
 void tq__slot_flush(tq *t);
-int tq__slot_lookup(tq *t, uint64_t id, uint32_t *idx);
+int tq__slot_lookup_fail(tq *t, uint64_t id);
+
+/* The slot of task ID id, if that ID is its current one. */
+static inline int tq__slot_lookup(tq *t, uint64_t id, uint32_t *idx)
+{
+	uint32_t i = (uint32_t)id, gen = (uint32_t)(id >> 32);
+
+	if (__builtin_expect(i < t->lay.capacity && gen != 0 && gen != 0xffffffffu &&
+			     tq__load(&tq__slot(t, i)->gen) == gen, 1)) {
+		*idx = i;
+		return 0;
+	}
+	*idx = TQ__NIL;
+	return tq__slot_lookup_fail(t, id);
+}
 int tq__submit_announced(tq *t, uint32_t q, const void *payload, uint32_t len, uint32_t level,
 			 uint32_t type, uint32_t max_attempts, uint64_t submitted_ns,
 			 uint64_t *announce, uint64_t *id);
@@ -190,7 +285,16 @@ void tq__jnl_sched(tq *t, uint32_t i, bool removed);
 static inline bool tq__jnl_on(tq *t) { return t->jon; }
 
 /* queue.c */
-int tq__queue_check(tq *t, int q);
+int tq__queue_check_fail(tq *t, int q);
+
+/* 0 if q names a declared queue, else -ENOENT with the reason. */
+static inline int tq__queue_check(tq *t, int q)
+{
+	if (__builtin_expect((uint32_t)q < t->lay.queues &&
+			     tq__load(&tq__queue(t, (uint32_t)q)->state) == TQ__Q_ACTIVE, 1))
+		return 0;
+	return tq__queue_check_fail(t, q);
+}
 void tq__queue_config_of(tq *t, uint32_t q, struct tq_queue_config *qc);
 int tq__queue_restore(tq *t, uint32_t q, const char *name, const struct tq_queue_config *qc,
 		      bool paused);

@@ -146,7 +146,8 @@ struct tq__slot {
 	uint8_t level;
 	uint8_t attempts;
 	uint8_t max_attempts;
-	uint16_t pad;
+	uint16_t held;          /* while leased: the held-list entry of the
+	                         * lessee, written and read by it only */
 	uint8_t data[TQ__INLINE_MAX];
 };
 _Static_assert(sizeof(struct tq__slot) == TQ__SLOT_SIZE, "slot size");

@@ -44,9 +44,10 @@ static int take_from(struct lease_ctx *c, uint32_t q, uint32_t lv, struct tq_tas
 		tq__held_del(t, hi);
 		return e;
 	}
-	tq__hmap_put(t, idx, hi);
-	t->held_t0[hi] = c->now;
 	s = tq__slot(t, idx);
+	tq__store_rlx(&s->held, (uint16_t)hi);
+	t->held_lease[hi] = 1;
+	t->held_t0[hi] = c->now;
 	att = tq__load_rlx(&s->attempts) + 1u;
 	if (att > 255)
 		att = 255;
@@ -87,11 +88,12 @@ static int take_strict(struct lease_ctx *c, struct tq_task *out, unsigned max)
 	for (uint32_t lv = 0; lv < t->lay.levels && n < max; lv++) {
 		for (uint32_t k = 0; k < c->nq && n < max; k++) {
 			uint32_t q = c->qs[k];
-			uint32_t r = tq__ring_ready(&t->lay, q, lv);
 
 			if (paused(t, q))
 				continue;
-			while (n < max && tq__ring_maybe_ready(t, r)) {
+			/* Straight to the ring: a pop of an empty ring costs
+			 * what a look would. */
+			while (n < max) {
 				int e = take_from(c, q, lv, &out[n]);
 				if (e == -EAGAIN)
 					break;
@@ -244,10 +246,12 @@ int tq_lease(tq *t, const struct tq_lease_opts *opts, struct tq_task *out, unsig
 		c.nq = t->nallq;
 	}
 	if (t->nheld_free <= t->ncache)
+		tq__held_forget_lost(t, TQ__NIL);   /* leases taken back meanwhile */
+	if (t->nheld_free <= t->ncache)
 		return tq__fail(t, -ENOBUFS, "this handle holds %u tasks already", TQ_HELD_MAX);
 	if (max > t->nheld_free)
 		max = t->nheld_free;
-	c.now = tq_now_ns();
+	c.now = tq__now_ns();
 	tq__store_rlx(&t->proc->heartbeat_ns, c.now);
 	if (t->jend_n)
 		tq__jnl_end_due(t);
@@ -273,7 +277,7 @@ int tq_lease(tq *t, const struct tq_lease_opts *opts, struct tq_task *out, unsig
 			if (n < 0)
 				return n;
 		}
-		c.now = tq_now_ns();
+		c.now = tq__now_ns();
 		if (opts->timeout_ms == 0)
 			return tq__fail(t, -EAGAIN, "no task is ready");
 		if (deadline >= 0 && (uint64_t)deadline <= tq__mono_ns())

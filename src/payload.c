@@ -52,13 +52,11 @@ int tq__payload_store(tq *t, struct tq__slot *s, const void *data, uint32_t len)
 	return -EAGAIN;
 }
 
-void tq__payload_drop(tq *t, struct tq__slot *s)
+void tq__payload_drop_block(tq *t, struct tq__slot *s)
 {
-	uint32_t len = tq__load_rlx(&s->len), ref, cls, idx;
+	uint32_t ref, cls, idx;
 
 	tq__store_rlx(&s->len, 0);
-	if (len <= TQ__INLINE_MAX)
-		return;
 	ref = tq__load_rlx(&s->block);
 	tq__store(&s->block, 0);
 	cls = tq__blockref_class(ref);
@@ -67,7 +65,7 @@ void tq__payload_drop(tq *t, struct tq__slot *s)
 		tq__pool_give(tq__class_bits(t, cls), idx);
 }
 
-const void *tq__payload_ptr(tq *t, const struct tq__slot *s, uint32_t *lenp)
+const void *tq__payload_ptr_block(tq *t, const struct tq__slot *s, uint32_t *lenp)
 {
 	uint32_t len = tq__load_rlx(&s->len), ref, cls, idx;
 

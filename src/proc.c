@@ -142,96 +142,26 @@ void tq__proc_release(tq *t)
 	t->proc = NULL;
 }
 
-int tq__held_add(tq *t, uint32_t entry)
+/* Drop the held entries of leases this handle lost (taken back at expiry)
+ * on slot idx, or on every slot when idx is TQ__NIL: entries marked as
+ * leases whose slot is no longer leased by this handle. Off the hot path:
+ * a scan of TQ_HELD_MAX entries, when a finish finds its lease gone or the
+ * held list full. */
+void tq__held_forget_lost(tq *t, uint32_t idx)
 {
-	int hi;
+	uint64_t mine = tq__st(TQ__K_LEASED, t->token);
 
-	if (!t->nheld_free)
-		return -ENOBUFS;
-	hi = t->held_free[--t->nheld_free];
-	tq__store(&t->proc->held[hi], entry);
-	return hi;
-}
+	for (uint32_t h = 0; h < TQ_HELD_MAX; h++) {
+		uint32_t e = tq__load_rlx(&t->proc->held[h]), i = e & 0x3fffffffu;
 
-/* Reserve a held entry without writing it: it is 0 already (held_del
- * cleared it), and the caller writes the entry before its claim. */
-int tq__held_reserve(tq *t)
-{
-	if (!t->nheld_free)
-		return -ENOBUFS;
-	return t->held_free[--t->nheld_free];
-}
-
-void tq__held_set(tq *t, int hi, uint32_t entry)
-{
-	tq__store(&t->proc->held[hi], entry);
-}
-
-void tq__held_del(tq *t, int hi)
-{
-	tq__store(&t->proc->held[hi], 0);
-	t->held_free[t->nheld_free++] = (uint16_t)hi;
-}
-
-/* The local map from a leased slot to its held entry (linear probing with
- * backward-shift deletion). */
-static uint32_t hmap_home(uint32_t slot)
-{
-	return (slot * 2654435761u) & (TQ__HMAP - 1);
-}
-
-void tq__hmap_put(tq *t, uint32_t slot, int hi)
-{
-	uint32_t i = hmap_home(slot);
-
-	while (t->hmap_key[i] && t->hmap_key[i] != slot + 1)
-		i = (i + 1) & (TQ__HMAP - 1);
-	t->hmap_key[i] = slot + 1;
-	t->hmap_val[i] = (uint16_t)hi;
-}
-
-static int hmap_find(tq *t, uint32_t slot)
-{
-	uint32_t i = hmap_home(slot);
-
-	while (t->hmap_key[i]) {
-		if (t->hmap_key[i] == slot + 1)
-			return (int)i;
-		i = (i + 1) & (TQ__HMAP - 1);
+		if (!t->held_lease[h] || e >> 30 != TQ__H_SLOT || i >= t->lay.capacity ||
+		    (idx != TQ__NIL && i != idx) || tq__load(&tq__slot(t, i)->state) == mine)
+			continue;
+		t->held_lease[h] = 0;
+		tq__held_del(t, (int)h);
+		if (t->leased_now)
+			tq__store_rlx(&t->proc->leased_now, --t->leased_now);
 	}
-	return -1;
-}
-
-int tq__hmap_get(tq *t, uint32_t slot)
-{
-	int i = hmap_find(t, slot);
-
-	return i < 0 ? -1 : t->hmap_val[i];
-}
-
-int tq__hmap_take(tq *t, uint32_t slot)
-{
-	int i = hmap_find(t, slot);
-	uint32_t hole, j;
-	int hi;
-
-	if (i < 0)
-		return -1;
-	hi = t->hmap_val[i];
-	hole = (uint32_t)i;
-	j = (hole + 1) & (TQ__HMAP - 1);
-	while (t->hmap_key[j]) {
-		uint32_t home = hmap_home(t->hmap_key[j] - 1);
-		/* Move j into the hole unless its home lies cyclically in (hole, j]. */
-		if (((j - home) & (TQ__HMAP - 1)) >= ((j - hole) & (TQ__HMAP - 1))) {
-			t->hmap_key[hole] = t->hmap_key[j];
-			t->hmap_val[hole] = t->hmap_val[j];
-			hole = j;
-		}
-		j = (j + 1) & (TQ__HMAP - 1);
-	}
-	t->hmap_key[hole] = 0;
-	return hi;
 }
 
 int tq__owner_pid(tq *t, uint64_t token)

@@ -190,7 +190,7 @@ int tq_queue_find(tq *t, const char *name)
 	return tq__fail(t, -ENOENT, "no queue named \"%s\"", name);
 }
 
-int tq__queue_check(tq *t, int q)
+int tq__queue_check_fail(tq *t, int q)
 {
 	if (q < 0 || (uint32_t)q >= t->lay.queues)
 		return tq__fail(t, -ENOENT, "queue %d out of range (0..%u)", q, t->lay.queues - 1);

@@ -18,70 +18,56 @@
 #define SPACE_NAP_MS 100
 #define SLOT_WINDOW_WORDS 256u   /* 16 Ki slots, 2 MiB */
 
-int tq__slot_get(tq *t, uint32_t *idx, int *hi)
+/* Fill the empty cache with up to 32 reserved free slots. */
+int tq__slot_refill(tq *t)
 {
-	if (!t->ncache) {
-		uint32_t got[TQ__CACHE_MAX];
-		unsigned want = TQ__CACHE_MAX, n;
+	uint32_t got[TQ__CACHE_MAX];
+	unsigned want = TQ__CACHE_MAX, n;
 
-		tq__slot_flush(t);             /* our own frees first */
-		if (t->nheld_free < want + 1)
-			want = t->nheld_free > 1 ? t->nheld_free - 1 : 0;
-		if (!want)
-			return -ENOBUFS;
-		n = tq__pool_take(tq__slot_bits(t), t->lay.capacity, &t->slot_cursor, want, got);
-		/* Next time start at the next word, wrapping within a window
-		 * of 16 Ki slots: a slot comes back to the producer long after
-		 * the worker that freed it touched it, when its cache lines
-		 * have settled, instead of pulling them dirty from the other
-		 * core on every task. */
-		if (++t->slot_cursor >= SLOT_WINDOW_WORDS)
-			t->slot_cursor = 0;
-		for (unsigned i = 0; i < n; i++) {
-			struct tq__slot *s = tq__slot(t, got[i]);
-			uint32_t gen;
-			int h = tq__held_add(t, tq__held(TQ__H_SLOT, got[i]));
+	tq__slot_flush(t);             /* our own frees first */
+	if (t->nheld_free < want + 1)
+		want = t->nheld_free > 1 ? t->nheld_free - 1 : 0;
+	if (!want)
+		return -ENOBUFS;
+	n = tq__pool_take(tq__slot_bits(t), t->lay.capacity, &t->slot_cursor, want, got);
+	/* Next time start at the next word, wrapping within a window
+	 * of 16 Ki slots: a slot comes back to the producer long after
+	 * the worker that freed it touched it, when its cache lines
+	 * have settled, instead of pulling them dirty from the other
+	 * core on every task. */
+	if (++t->slot_cursor >= SLOT_WINDOW_WORDS)
+		t->slot_cursor = 0;
+	for (unsigned i = 0; i < n; i++) {
+		struct tq__slot *s = tq__slot(t, got[i]);
+		uint32_t gen;
+		int h = tq__held_add(t, tq__held(TQ__H_SLOT, got[i]));
 
-			if (h < 0) {
-				tq__pool_give(tq__slot_bits(t), got[i]);
-				continue;
-			}
-			/* A clear bit on a slot that is not FREE is left set
-			 * for the supervisor's sweep. */
-			if (!tq__cas64(&s->state, 0, tq__st(TQ__K_RESERVED, t->token))) {
-				tq__held_del(t, h);
-				continue;
-			}
-			gen = tq__load_rlx(&s->gen) + 1;
-			if (gen == 0xffffffffu) {
-				/* Its IDs are used up: retire it, bit set forever,
-				 * so that no ID is ever given twice. */
-				tq__store(&s->state, tq__st(TQ__K_RETIRED, 0));
-				tq__held_del(t, h);
-				continue;
-			}
-			tq__store(&s->gen, gen);
-			/* No payload yet: recovery must not free a stale block. */
-			tq__store_rlx(&s->len, 0);
-			t->cache[t->ncache] = got[i];
-			t->cache_hi[t->ncache] = (uint16_t)h;
-			t->ncache++;
+		if (h < 0) {
+			tq__pool_give(tq__slot_bits(t), got[i]);
+			continue;
 		}
-		if (!t->ncache)
-			return -EAGAIN;
+		/* A clear bit on a slot that is not FREE is left set
+		 * for the supervisor's sweep. */
+		if (!tq__cas64(&s->state, 0, tq__st(TQ__K_RESERVED, t->token))) {
+			tq__held_del(t, h);
+			continue;
+		}
+		gen = tq__load_rlx(&s->gen) + 1;
+		if (gen == 0xffffffffu) {
+			/* Its IDs are used up: retire it, bit set forever,
+			 * so that no ID is ever given twice. */
+			tq__store(&s->state, tq__st(TQ__K_RETIRED, 0));
+			tq__held_del(t, h);
+			continue;
+		}
+		tq__store(&s->gen, gen);
+		/* No payload yet: recovery must not free a stale block. */
+		tq__store_rlx(&s->len, 0);
+		t->cache[t->ncache] = got[i];
+		t->cache_hi[t->ncache] = (uint16_t)h;
+		t->ncache++;
 	}
-	t->ncache--;
-	tq__store_rlx(&t->proc->cached, t->ncache + t->free_count);
-	*idx = t->cache[t->ncache];
-	*hi = t->cache_hi[t->ncache];
-	/* Fetch the next slot's lines for writing now, so that the next
-	 * submit's stores hit and its publishing CAS does not wait for them. */
-	if (t->ncache) {
-		struct tq__slot *next = tq__slot(t, t->cache[t->ncache - 1]);
-		__builtin_prefetch(next, 1, 3);
-		__builtin_prefetch((char *)next + TQ__CACHELINE, 1, 3);
-	}
-	return 0;
+	return t->ncache ? 0 : -EAGAIN;
 }
 
 /* Put a reserved slot that was not used back into the cache. */
@@ -135,17 +121,14 @@ void tq__slot_free(tq *t, uint32_t idx)
 	tq__slot_flush(t);
 }
 
-int tq__slot_lookup(tq *t, uint64_t id, uint32_t *idx)
+int tq__slot_lookup_fail(tq *t, uint64_t id)
 {
 	uint32_t i = (uint32_t)id, gen = (uint32_t)(id >> 32);
 
 	if (i >= t->lay.capacity || gen == 0 || gen == 0xffffffffu)
 		return tq__fail(t, -ENOENT, "task %llu: no such task ID", (unsigned long long)id);
-	if (tq__load(&tq__slot(t, i)->gen) != gen)
-		return tq__fail(t, -ENOENT, "task %llu: finished and gone, or never existed",
-				(unsigned long long)id);
-	*idx = i;
-	return 0;
+	return tq__fail(t, -ENOENT, "task %llu: finished and gone, or never existed",
+			(unsigned long long)id);
 }
 
 /* Sleep until room may have been freed or the deadline passes. The caller
@@ -201,9 +184,15 @@ static int submit_one(struct submit_ctx *c, const void *payload, uint32_t len, u
 	 * task is published a worker may finish it and the slot may be
 	 * reused before we return. */
 	*id = ((uint64_t)tq__load_rlx(&s->gen) << 32) | idx;
-	e = tq__payload_store(t, s, payload, len);
-	if (e < 0)
+	if (len <= TQ__INLINE_MAX) {
+		/* Inline, the common case, without the call. */
+		if (len)
+			memcpy(s->data, payload, len);
+		tq__store_rlx(&s->block, 0);
+		tq__store_rlx(&s->len, len);
+	} else if ((e = tq__payload_store(t, s, payload, len)) < 0) {
 		goto undo_slot;
+	}
 	tq__store_rlx(&s->type, (uint16_t)type);
 	tq__store_rlx(&s->queue, (uint8_t)c->q);
 	tq__store_rlx(&s->level, (uint8_t)level);
@@ -324,7 +313,7 @@ static void ctx_init(struct submit_ctx *c, tq *t, uint32_t q, const struct tq_su
 	if (c->max_attempts < 1 || c->max_attempts > TQ_ATTEMPTS_MAX)
 		c->max_attempts = 1;
 	c->lease_ms = opts->lease_ms ? opts->lease_ms : tq__load_rlx(&c->qu->lease_ms);
-	c->now = tq_now_ns();
+	c->now = tq__now_ns();
 	c->not_before = opts->not_before_ns;
 	c->announce = NULL;
 }
@@ -503,7 +492,6 @@ int tq_submit(tq *t, int q, const void *payload, size_t len, const struct tq_sub
 	static const struct tq_submit_opts defaults;
 	struct tq_task_spec spec;
 	struct submit_ctx c;
-	struct jsub j;
 	uint64_t tmp;
 	bool ready;
 	int e;
@@ -516,45 +504,38 @@ int tq_submit(tq *t, int q, const void *payload, size_t len, const struct tq_sub
 	e = tq__queue_check(t, q);
 	if (e < 0)
 		return e;
-	e = check_opts(t, opts);
-	if (e == 0)
-		e = check_spec(t, 0, payload, len, opts->level, opts->type);
-	if (e < 0)
-		return e;
-	/* The common case in one pass; the batch path waits for room. */
-	ctx_init(&c, t, (uint32_t)q, opts);
+	/* One test for all the arguments; the checks say what is wrong. */
+	if (__builtin_expect(opts->flags || opts->max_attempts > TQ_ATTEMPTS_MAX ||
+			     len > t->lay.max_payload || (len && !payload) ||
+			     opts->level >= t->lay.levels || opts->type > TQ_TYPE_MAX, 0)) {
+		e = check_opts(t, opts);
+		return e < 0 ? e : check_spec(t, 0, payload, len, opts->level, opts->type);
+	}
 	spec.payload = payload;
 	spec.len = (uint32_t)len;
 	spec.level = opts->level;
 	spec.type = opts->type;
-	j.rec = NULL;
-	if (t->jon && (e = jsub_open(t, &j, &spec, 0, 1)) < 0)
-		return e;
+	/* With a journal, as a batch of one: the batch records it, flushes
+	 * it if durability asks, and waits for room if the caller does. */
+	if (t->jon)
+		goto batch;
+	ctx_init(&c, t, (uint32_t)q, opts);
 	e = submit_one(&c, payload, (uint32_t)len, opts->level, opts->type, &tmp, &ready);
-	if (j.rec) {
-		if (e == 0)
-			jsub_add(&j, &c, tmp, payload, (uint32_t)len, opts->level, opts->type);
-		jsub_close(t, &j);
-		if (e == 0 && t->jsync) {
-			/* Workers may start while the flush runs. */
-			if (ready)
-				tq__wake_ready(t, (uint32_t)q, 1);
-			ready = false;
-			e = tq__jnl_sync_wait(t);
-			if (e < 0)
-				return tq__fail(t, e, "the task was queued but the journal flush "
-						"failed: it may not survive a power cut");
-		}
-	}
-	if (e == -EAGAIN && opts->timeout_ms != 0) {
-		e = tq_submit_batch(t, q, &spec, 1, opts, &tmp);
-		if (e < 0)
-			return e;
-	} else if (e < 0) {
+	if (__builtin_expect(e < 0, 0)) {
+		if (e == -EAGAIN && opts->timeout_ms != 0)
+			goto batch;
 		return e;
-	} else if (ready) {
-		tq__wake_ready(t, (uint32_t)q, 1);
 	}
+	if (ready)
+		tq__wake_ready(t, (uint32_t)q, 1);
+	if (id)
+		*id = tmp;
+	return 0;
+
+batch:
+	e = tq_submit_batch(t, q, &spec, 1, opts, &tmp);
+	if (e < 0)
+		return e;
 	if (id)
 		*id = tmp;
 	return 0;
