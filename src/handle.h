@@ -46,6 +46,7 @@ struct tq {
 
 	int64_t *wrr;              /* per (queue, level): weighted round robin */
 	bool spin_ok;              /* tasks came while spinning: spin again */
+	uint64_t last_take_ns;     /* when tq_lease() last took tasks */
 	uint64_t rng;              /* xorshift state for retry jitter */
 	uint64_t *sweep_prev;      /* tq_sweep(): free items with bits set last time */
 	uint32_t free_word;        /* slot bitmap word of the pending frees */

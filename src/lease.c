@@ -272,6 +272,7 @@ int tq_lease(tq *t, const struct tq_lease_opts *opts, struct tq_task *out, unsig
 				 * while we spun: spinning pays. */
 				if (!slept)
 					t->spin_ok = true;
+				t->last_take_ns = c.now;
 				return n;
 			}
 			if (n < 0)
@@ -290,9 +291,14 @@ int tq_lease(tq *t, const struct tq_lease_opts *opts, struct tq_task *out, unsig
 			tq__slot_flush(t);
 			if (t->jend_n)
 				tq__jnl_end_flush(t);
-			if (opts->spin_us)
-				spin_until = tq__mono_ns() + opts->spin_us * 1000ull;
-			else
+			if (opts->spin_us) {
+				/* Poll until spin_us after the last task taken:
+				 * hot while tasks flow, asleep once they stop,
+				 * however often the caller comes back. */
+				uint64_t end = t->last_take_ns + opts->spin_us * 1000ull;
+
+				spin_until = end > c.now ? tq__mono_ns() + (end - c.now) : 1;
+			} else
 				spin_until = t->spin_ok ? tq__mono_ns() + SPIN_NS : 1;
 		}
 		if (tq__mono_ns() < spin_until) {
@@ -321,7 +327,7 @@ int tq_lease(tq *t, const struct tq_lease_opts *opts, struct tq_task *out, unsig
 			}
 			continue;
 		}
-		if (spin_until > 1)
+		if (spin_until > 1 && !opts->spin_us)
 			t->spin_ok = false;         /* the spin found nothing */
 		spin_until = 0;
 

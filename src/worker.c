@@ -207,6 +207,7 @@ int tq_worker_new(const char *name, const struct tq_worker_config *cfg, tq_worke
 		cfg = &defaults;
 	if (cfg->threads > TQ_WORKER_THREADS_MAX || cfg->nqueues > TQ_QUEUES_MAX ||
 	    (cfg->nqueues && !cfg->queues) || cfg->poll_ms > 1000 ||
+	    cfg->spin_us > TQ_SPIN_US_MAX ||
 	    (cfg->policy != TQ_POLICY_STRICT && cfg->policy != TQ_POLICY_WEIGHTED))
 		return -EINVAL;
 	for (unsigned i = 0; i < sizeof(cfg->reserved) / sizeof(cfg->reserved[0]); i++)
@@ -636,6 +637,7 @@ static void *lease_main(void *arg)
 	lo.policy = w->cfg.policy;
 	lo.lease_ms = w->cfg.lease_ms;
 	lo.timeout_ms = (int32_t)w->cfg.poll_ms;
+	lo.spin_us = w->cfg.spin_us;
 	while (!stopping(w)) {
 		struct tq_task task;
 		int r = tq_lease(s->t, &lo, &task, 1);

@@ -541,7 +541,10 @@ static void test_wakeups(void)
 	CHECK_RET(tq_result(t, id, buf, sizeof buf), 4);
 	CHECK(memcmp(buf, "pong", 4) == 0);
 
-	/* A worker polling for a second takes a task submitted meanwhile. */
+	/* A worker with spin_us polls after a task instead of sleeping, and
+	 * takes the next task submitted meanwhile. */
+	atomic_int *phase = tqt_shared(sizeof *phase);
+	CHECK_RET(tq_submit(t, q, "warm", 4, NULL, NULL), 0);
 	pid = tqt_fork();
 	if (pid == 0) {
 		tq *u = tqt_attach(name);
@@ -550,12 +553,29 @@ static void test_wakeups(void)
 					    .spin_us = TQ_SPIN_US_MAX };
 		struct tq_task task;
 		CHECK_RET(tq_lease(u, &lo, &task, 1), 1);
+		CHECK_RET(tq_ack(u, task.id, NULL, 0), 0);
+		atomic_store(phase, 1);
+		CHECK_RET(tq_lease(u, &lo, &task, 1), 1);
 		CHECK(task.len == 4 && memcmp(task.payload, "spun", 4) == 0);
 		CHECK_RET(tq_ack(u, task.id, NULL, 0), 0);
 		tq_detach(u);
 		_exit(0);
 	}
-	tqt_sleep_ms(100);
+	while (!atomic_load(phase))
+		tqt_sleep_ms(1);
+	tqt_sleep_ms(20);
+	{
+		struct tq_proc_info pi[8];
+		unsigned cur = 0;
+		int np = CHECK_OK(tq_procs(t, pi, 8, &cur)), seen = 0;
+		for (int i = 0; i < np; i++) {
+			if (pi[i].pid != pid)
+				continue;
+			seen = 1;
+			CHECKF(pi[i].state != TQ_PROC_WAITING, "the spinning worker is asleep");
+		}
+		CHECK(seen);
+	}
 	CHECK_RET(tq_submit(t, q, "spun", 4, NULL, NULL), 0);
 	tqt_expect_child_ok(pid, 60000);
 

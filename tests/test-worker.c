@@ -159,7 +159,9 @@ static void test_handlers(void)
 	int q = CHECK_OK(tq_queue_declare(t, "work", &qc));
 	CHECK_OK(tq_queue_declare(t, "other", NULL));
 	const char *queues[] = { "work" };
-	struct tq_worker_config wc = { .threads = 4, .nqueues = 1, .queues = queues };
+	/* Its threads poll for 200 us after each task (tq_lease_opts.spin_us). */
+	struct tq_worker_config wc = { .threads = 4, .nqueues = 1, .queues = queues,
+				       .spin_us = 200 };
 	struct counts *c = calloc(1, sizeof(*c));
 	uint32_t fails = 0;
 	uint64_t ids[M], fail_id, stray_id, big_id;
@@ -583,6 +585,9 @@ static void test_errors(void)
 	CHECK_ERR(tq_worker_new(name, &wc, &w), -ENOENT);
 	memset(&wc, 0, sizeof(wc));
 	wc.reserved[0] = 1;
+	CHECK_ERR(tq_worker_new(name, &wc, &w), -EINVAL);
+	memset(&wc, 0, sizeof(wc));
+	wc.spin_us = TQ_SPIN_US_MAX + 1;
 	CHECK_ERR(tq_worker_new(name, &wc, &w), -EINVAL);
 	CHECK(w == NULL);
 	CHECK_ERR(tq_worker_new(NULL, NULL, &w), -EINVAL);

@@ -251,9 +251,10 @@ struct tq_lease_opts {
 	int32_t timeout_ms;      /* nothing ready: 0 = -EAGAIN at once,
 	                          * < 0 = wait without limit, > 0 = bounded */
 	uint32_t lease_ms;       /* 0 = the task's own lease length */
-	uint32_t spin_us;        /* nothing ready: poll this long before
-	                          * sleeping (at most TQ_SPIN_US_MAX); 0 = up
-	                          * to 20 us, and only while tasks keep coming */
+	uint32_t spin_us;        /* nothing ready: poll until this long after
+	                          * this handle last took a task, then sleep
+	                          * (at most TQ_SPIN_US_MAX); 0 = up to 20 us,
+	                          * and only while tasks keep coming */
 };
 
 /** A leased task. payload points into the segment and stays valid while

@@ -69,7 +69,9 @@ struct tq_worker_config {
 	uint32_t heartbeat_ms;     /* signs of life while a handler runs (default 1000) */
 	uint32_t poll_ms;          /* an idle thread notices a stop within this
 	                            * (default 100, 1..1000) */
-	uint32_t reserved[5];      /* must be 0 */
+	uint32_t spin_us;          /* tq_lease_opts.spin_us of every thread:
+	                            * poll this long after a task (0 = adaptive) */
+	uint32_t reserved[4];      /* must be 0 */
 };
 
 /**
