@@ -20,7 +20,7 @@ awk -v tol="$tol" '
 	NR == FNR { if ($1 !~ /^#/) b[$1] = $2; next }
 	$1 !~ /^#/ && ($1 in b) {
 		d = b[$1] ? 100 * ($2 - b[$1]) / b[$1] : 0
-		printf "%-7s baseline %5d  now %5d  %+6.1f%%%s\n", $1, b[$1], $2, d, (d > tol ? "  WORSE" : "")
+		printf "%-10s baseline %5d  now %5d  %+6.1f%%%s\n", $1, b[$1], $2, d, (d > tol ? "  WORSE" : "")
 		if (d > tol) bad = 1
 	}
 	END { exit bad }' "$base" "$now"
