@@ -106,6 +106,8 @@ struct run {
 	int pin;
 	int spin_pace;           /* latency: spin to the send time, not sleep */
 	uint64_t spin_ns;        /* raw-ring: spin before sleeping */
+	uint32_t spin_us;        /* tq, tq-spin: the workers' tq_lease_opts.spin_us
+	                          * (0 = libtq's adaptive spin) */
 	uint32_t capacity;       /* tq: segment capacity, 0 = default */
 	uint32_t ring_slots;     /* raw-ring: slots per producer besides prefill */
 	long mq_maxmsg;          /* posix-mq: 0 = automatic */
@@ -172,6 +174,7 @@ struct bench_sys {
 #define BENCH_UNSUPPORTED 1
 
 extern const struct bench_sys bench_sys_tq;
+extern const struct bench_sys bench_sys_tq_spin;
 extern const struct bench_sys bench_sys_raw_ring;
 extern const struct bench_sys bench_sys_posix_mq;
 extern const struct bench_sys bench_sys_pipe;
@@ -179,6 +182,19 @@ extern const struct bench_sys bench_sys_redis;
 extern const struct bench_sys bench_sys_beanstalkd;
 extern const struct bench_sys bench_sys_beanstalkd_binlog;
 extern const struct bench_sys bench_sys_beanstalkd_f0;
+
+/* tq-spin: tq whose workers poll this long (us) before sleeping on the
+ * futex, unless --spin-us says otherwise. 1 ms is ten inter-arrival times
+ * at the latency scenario's 10,000 tasks/s: the worker never sleeps, so no
+ * cross-CPU wake-up of a halted vCPU lands in the latency; it pays with a
+ * CPU kept busy between tasks. */
+#define BENCH_TQ_SPIN_US 1000u
+
+/* Both tq systems: same library, same code, only the workers' spin differs. */
+static inline int bench_is_tq(const struct bench_sys *s)
+{
+	return s == &bench_sys_tq || s == &bench_sys_tq_spin;
+}
 
 /* The level task seq goes to when tasks are spread over r->levels: every
  * system routes by the global sequence number, so a worker can tell a

@@ -32,6 +32,9 @@ struct opts {
 	uint64_t race_tasks;
 	int64_t bpt_tasks;        /* -1 = default */
 	uint64_t spin_ns;
+	uint32_t spin_us;         /* --spin-us: tq workers' lease spin_us */
+	int spin_us_set;          /* given: tq-spin uses it, not BENCH_TQ_SPIN_US */
+	int tq_spin_named;        /* tq-spin named in --system, not only through all */
 	uint32_t capacity, ring_slots;
 	long mq_maxmsg;
 	unsigned repeat;
@@ -64,6 +67,8 @@ struct result {
 	char version[128];
 	enum scenario sc;
 	const char *status;      /* ok, error, timeout, unsupported, failed, interrupted */
+	int spin_valid;          /* the row's workers leased with spin_us (tq, tq-spin) */
+	uint32_t spin_us;        /* their tq_lease_opts.spin_us, 0 = adaptive */
 	const char *op;          /* ops: the operation, else NULL */
 	unsigned producers, workers, batch, queues, levels, policy;
 	uint64_t tasks, warmup, prefill;

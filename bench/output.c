@@ -44,7 +44,7 @@ static void json_num(FILE *f, double v, int valid)
 /* Durable rows: what the row is, the submit rate, the journal's figures. */
 void durable_extra(const struct result *res, char *b, size_t n)
 {
-	int k = snprintf(b, n, "%s, batch %u", res->sys == &bench_sys_tq ?
+	int k = snprintf(b, n, "%s, batch %u", bench_is_tq(res->sys) ?
 			 durability_name(res->durability) : "binlog", res->batch);
 
 	if (k > 0 && (size_t)k < n && res->submit_per_s > 0)
@@ -86,6 +86,10 @@ void print_json(FILE *f, const struct opts *o, const struct result *res)
 		res->batch, res->queues, res->levels, policy_name(res->policy),
 		o->pin ? "true" : "false");
 	json_num(f, res->rate, res->rate > 0);
+	/* tq, tq-spin: the workers' lease spin_us (0 = adaptive); null for
+	 * the other systems and for rows that lease no other way (ops). */
+	fputs(",\"spin_us\":", f);
+	json_num(f, res->spin_us, res->spin_valid);
 	fputs(",\"tasks_per_s\":", f);
 	json_num(f, res->tasks_per_s, res->tasks_per_s > 0);
 	fputs(",\"submit_per_s\":", f);

@@ -247,6 +247,11 @@ void run_one(const struct opts *o, const struct bench_sys *sys, enum scenario sc
 	r->pin = o->pin;
 	r->spin_pace = o->spin_pace;
 	r->spin_ns = o->spin_ns;
+	/* tq's workers: libtq's adaptive spin unless --spin-us; tq-spin's:
+	 * BENCH_TQ_SPIN_US unless --spin-us. Other systems ignore it. */
+	if (bench_is_tq(sys))
+		r->spin_us = o->spin_us_set ? o->spin_us
+			     : sys == &bench_sys_tq_spin ? BENCH_TQ_SPIN_US : 0;
 	r->capacity = o->capacity;
 	r->ring_slots = o->ring_slots;
 	r->mq_maxmsg = o->mq_maxmsg;
@@ -299,6 +304,8 @@ void run_one(const struct opts *o, const struct bench_sys *sys, enum scenario sc
 	res->rate = r->paced ? r->rate : 0;
 	res->race = sc == SC_RACE;
 	res->status = "ok";
+	res->spin_valid = bench_is_tq(sys);
+	res->spin_us = r->spin_us;
 
 	/* The control block. */
 	off = (sizeof(struct ctl) + BENCH_LINE - 1) / BENCH_LINE * BENCH_LINE;
@@ -477,6 +484,18 @@ out_mask:
 out:
 	sys->teardown(r);
 	res->jst = r->jst;
+	/* Say so in the row when a tq worker does not use the default spin:
+	 * its latency and CPU figures are not the sleeping worker's. */
+	if (res->spin_valid && (res->spin_us || sys != &bench_sys_tq)) {
+		char b[96];
+
+		if (res->spin_us)
+			snprintf(b, sizeof(b), "worker polls %" PRIu32 " us before sleeping (spin_us)",
+				 res->spin_us);
+		else
+			snprintf(b, sizeof(b), "spin_us 0: libtq's adaptive spin");
+		add_note(res, b);
+	}
 	free(g_pids);
 	g_pids = NULL;
 	g_npids = 0;

@@ -1,9 +1,14 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * sys-tq.c - tq-bench's system "tq": the workload on libtq through its
- * public API only. The parent creates the segment (tq_create) and prefills
- * it; every producer and worker process attaches by name (tq_attach).
- * One task per call unless --batch says otherwise.
+ * sys-tq.c - tq-bench's systems "tq" and "tq-spin": the workload on libtq
+ * through its public API only. The parent creates the segment (tq_create)
+ * and prefills it; every producer and worker process attaches by name
+ * (tq_attach). One task per call unless --batch says otherwise.
+ *
+ * tq-spin is the same code with the workers' tq_lease_opts.spin_us set
+ * (run.c picks the value: BENCH_TQ_SPIN_US, or --spin-us): a worker that
+ * finds nothing polls that long before sleeping on the futex, so a task
+ * that comes meanwhile starts without a wake-up.
  */
 #include "bench.h"
 #include "tqd.h"
@@ -376,6 +381,9 @@ static int tq_worker(struct run *r, unsigned idx)
 	struct tq_lease_opts lo = {
 		.queues = NULL, .nqueues = 0, .policy = r->policy,
 		.timeout_ms = TQ_WAIT_MS,
+		/* libtq bounds the spin by timeout_ms: a longer spin_us still
+		 * comes back every TQ_WAIT_MS to look at abort and deadline. */
+		.spin_us = r->spin_us,
 	};
 	int q[TQ_QUEUES_MAX];
 	struct wctx c;
@@ -559,6 +567,19 @@ out:
 
 const struct bench_sys bench_sys_tq = {
 	.name = "tq",
+	.version = tq_version_str,
+	.setup = tq_setup,
+	.producer = tq_producer,
+	.worker = tq_worker,
+	.drain = tq_drain,
+	.teardown = tq_teardown,
+	.footprint = tq_footprint,
+};
+
+/* Same functions: the only difference, the workers' spin_us, is in the
+ * run (struct run.spin_us), so both rows measure the same code. */
+const struct bench_sys bench_sys_tq_spin = {
+	.name = "tq-spin",
 	.version = tq_version_str,
 	.setup = tq_setup,
 	.producer = tq_producer,

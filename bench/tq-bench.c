@@ -4,7 +4,8 @@
  * families. It measures tq against the queues users would pick instead (a
  * bare ck_ring pass-through, a POSIX message queue, a pipe, redis,
  * beanstalkd), same workload, same run, so that every figure can be read as
- * a ratio taken on one machine at one time.
+ * a ratio taken on one machine at one time. tq-spin is tq again, with
+ * workers that poll for --spin-us (default 1 ms) before sleeping.
  *
  * A scenario family expands into runs (run.c), one per point of its sweep
  * and per system:
@@ -35,12 +36,14 @@
 #include <sys/utsname.h>
 #include <unistd.h>
 
+#include <tq/tq.h>
+
 const char *const scenario_name[SC_COUNT] = {
 	"throughput", "latency", "race", "submit", "workers", "ops", "depth",
 	"clients", "priority", "burst", "sustained", "durable", "recovery", "failover",
 };
 const struct bench_sys *const systems[] = {
-	&bench_sys_tq, &bench_sys_raw_ring, &bench_sys_posix_mq, &bench_sys_pipe,
+	&bench_sys_tq, &bench_sys_tq_spin, &bench_sys_raw_ring, &bench_sys_posix_mq, &bench_sys_pipe,
 	&bench_sys_redis, &bench_sys_beanstalkd, &bench_sys_beanstalkd_binlog,
 	&bench_sys_beanstalkd_f0,
 };
@@ -171,10 +174,15 @@ static void usage(FILE *f)
 "  --scenario LIST     throughput, latency, race, submit, workers, ops, depth, clients,\n"
 "                      priority, burst, sustained, durable, recovery, failover, or all\n"
 "                      (comma-separated; default throughput; all = the first eleven)\n"
-"  --system LIST       tq, raw-ring, posix-mq, pipe, redis, beanstalkd, beanstalkd-binlog,\n"
-"                      beanstalkd-f0, all (all but the two beanstalkd binlog variants) or\n"
-"                      durable (those two); default tq; same workload on each. A system\n"
-"                      whose program is missing gives an unsupported row saying so\n"
+"  --system LIST       tq, tq-spin, raw-ring, posix-mq, pipe, redis, beanstalkd,\n"
+"                      beanstalkd-binlog, beanstalkd-f0, all (all but the two beanstalkd\n"
+"                      binlog variants; tq-spin only in the latency scenario) or durable\n"
+"                      (those two); default tq; same workload on each. A system whose\n"
+"                      program is missing gives an unsupported row saying so. tq-spin is\n"
+"                      tq with workers that poll 1000 us (--spin-us) before sleeping:\n"
+"                      no wake-up in the latency, a CPU kept busy between tasks. Named\n"
+"                      in the list, it runs in every scenario (ops, recovery, failover:\n"
+"                      unsupported rows, they time tq's own calls and tqd)\n"
 "  --producers P       producer processes (default 1)\n"
 "  --workers W         worker processes (default 1)\n"
 "  --tasks N           measured tasks (default 1M; latency: 5 s at --rate); k/M suffixes\n"
@@ -198,6 +206,9 @@ static void usage(FILE *f)
 "  --bpt-tasks K       tasks held to measure bytes per task (default 1M; 0 = skip)\n"
 "  --spin-ns NS        raw-ring: worker spins this long before sleeping (default 20000,\n"
 "                      as tq's lease does)\n"
+"  --spin-us N         tq, tq-spin: workers' tq_lease_opts.spin_us, polling N us before\n"
+"                      sleeping, 0..1000000 (default: tq 0 = libtq's adaptive spin of up\n"
+"                      to 20 us while tasks keep coming; tq-spin 1000)\n"
 "  --capacity N        tq: segment capacity (default: max(1Mi, prefill + 64Ki))\n"
 "  --ring-slots N      raw-ring: slots per producer beyond the prefill (default 16384,\n"
 "                      at most 4 MiB of payload)\n"
@@ -283,6 +294,7 @@ void parse_opts(int argc, char **argv, struct opts *o)
 		O_PIN, O_DURATION, O_RW, O_RP, O_RT, O_BPT, O_SPINNS, O_CAP, O_RING, O_MQMAX,
 		O_REPEAT, O_JSON, O_HELP, O_PAYLOADS, O_WCOUNTS, O_DEPTHS, O_CLIENTS, O_BURST,
 		O_SUSTAIN, O_OPSR, O_DURABILITY, O_FLUSHMS, O_JDIR, O_TQD, O_NOCOLD, O_KILLS,
+		O_SPINUS,
 	};
 	static const struct option lo[] = {
 		{ "scenario", required_argument, 0, O_SCEN },
@@ -308,6 +320,7 @@ void parse_opts(int argc, char **argv, struct opts *o)
 		{ "race-tasks", required_argument, 0, O_RT },
 		{ "bpt-tasks", required_argument, 0, O_BPT },
 		{ "spin-ns", required_argument, 0, O_SPINNS },
+		{ "spin-us", required_argument, 0, O_SPINUS },
 		{ "capacity", required_argument, 0, O_CAP },
 		{ "ring-slots", required_argument, 0, O_RING },
 		{ "mq-maxmsg", required_argument, 0, O_MQMAX },
@@ -360,7 +373,18 @@ void parse_opts(int argc, char **argv, struct opts *o)
 	while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
 		switch (c) {
 		case O_SCEN: parse_list(optarg, scenario_name, SC_COUNT, o->scen_list, &o->nscen, SC_COUNT * 2, "scenario"); break;
-		case O_SYS: parse_list(optarg, sys_names, NSYS, o->sys_list, &o->nsys, 32, "system"); break;
+		case O_SYS: {
+			char buf[256], *save = NULL, *tok;
+
+			/* tq-spin by name runs everywhere; through "all", in
+			 * the latency scenario only (run_suite). */
+			snprintf(buf, sizeof(buf), "%s", optarg);
+			for (tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save))
+				if (strcmp(tok, bench_sys_tq_spin.name) == 0)
+					o->tq_spin_named = 1;
+			parse_list(optarg, sys_names, NSYS, o->sys_list, &o->nsys, 32, "system");
+			break;
+		}
 		case O_PROD: o->producers = (unsigned)parse_count(optarg, "producers"); break;
 		case O_WORK: o->workers = (unsigned)parse_count(optarg, "workers"); break;
 		case O_TASKS: o->tasks = parse_count(optarg, "tasks"); o->tasks_set = 1; break;
@@ -395,6 +419,15 @@ void parse_opts(int argc, char **argv, struct opts *o)
 		case O_RT: o->race_tasks = parse_count(optarg, "race-tasks"); break;
 		case O_BPT: o->bpt_tasks = (int64_t)parse_count(optarg, "bpt-tasks"); break;
 		case O_SPINNS: o->spin_ns = parse_count(optarg, "spin-ns"); break;
+		case O_SPINUS: {
+			uint64_t v = parse_count(optarg, "spin-us");
+
+			if (v > TQ_SPIN_US_MAX)
+				die("--spin-us must be 0..%u", TQ_SPIN_US_MAX);
+			o->spin_us = (uint32_t)v;
+			o->spin_us_set = 1;
+			break;
+		}
 		case O_CAP: o->capacity = (uint32_t)parse_count(optarg, "capacity"); break;
 		case O_RING: o->ring_slots = (uint32_t)parse_count(optarg, "ring-slots"); break;
 		case O_MQMAX: o->mq_maxmsg = (long)parse_count(optarg, "mq-maxmsg"); break;
@@ -595,6 +628,17 @@ static unsigned expand(const struct opts *o, enum scenario sc, struct opts *v)
 	return n;
 }
 
+/* tq-spin that came with "all" runs in the latency scenario only: that is
+ * the figure it is for (submit -> start without a wake-up). Elsewhere its
+ * workers would burn up to a millisecond of CPU per idle lease: the race's
+ * 100 polling workers would starve its producers on a small machine, and
+ * the throughput scenarios, where a worker rarely waits, would only repeat
+ * tq's figures at twice the run time. Named in --system, it runs. */
+static int skip_sys(const struct opts *o, const struct bench_sys *sy, enum scenario sc)
+{
+	return sy == &bench_sys_tq_spin && !o->tq_spin_named && sc != SC_LATENCY;
+}
+
 unsigned run_suite(const struct opts *o, result_cb cb, void *arg)
 {
 	struct result *rs = calloc(o->nsys > 8 ? o->nsys : 8, sizeof(*rs));
@@ -612,6 +656,9 @@ unsigned run_suite(const struct opts *o, result_cb cb, void *arg)
 			if (sc == SC_OPS || sc == SC_RECOVERY || sc == SC_FAILOVER) {
 				for (unsigned k = 0; k < o->nsys && !g_stop; k++) {
 					const struct bench_sys *sy = systems[o->sys_list[k]];
+
+					if (skip_sys(o, sy, sc))
+						continue;
 					unsigned n = sc == SC_OPS ? run_ops(o, sy, rs, 8)
 						   : sc == SC_RECOVERY ? run_recovery(o, sy, rs, 8)
 						   : run_failover(o, sy, rs, 8);
@@ -632,13 +679,17 @@ unsigned run_suite(const struct opts *o, result_cb cb, void *arg)
 					struct result *res = &rs[k];
 					const struct bench_sys *sy = systems[o->sys_list[k]];
 
-					/* durable: the other systems have no durability
-					 * setting: they run once, with the first. */
-					if (sc == SC_DURABLE && i > 0 && sy != &bench_sys_tq) {
+					if (skip_sys(o, sy, sc)) {
 						res->status = "skipped";
 						continue;
 					}
-					if (sc == SC_DURABLE && sy != &bench_sys_tq && !o->tasks_set) {
+					/* durable: the other systems have no durability
+					 * setting: they run once, with the first. */
+					if (sc == SC_DURABLE && i > 0 && !bench_is_tq(sy)) {
+						res->status = "skipped";
+						continue;
+					}
+					if (sc == SC_DURABLE && !bench_is_tq(sy) && !o->tasks_set) {
 						/* fsync per put: a few thousand tasks are enough */
 						struct opts w = v[i];
 
