@@ -16,6 +16,7 @@
 #include "layout.h"
 
 #define TQ__CACHE_MAX  32u     /* reserved free slots a handle keeps */
+#define TQ__SLOT_WINDOW 256u  /* producers take slots from the first 16 Ki first */
 
 struct tq {
 	uint8_t *base;             /* the mapping */
@@ -40,7 +41,9 @@ struct tq {
 	uint32_t cache[TQ__CACHE_MAX];
 	uint16_t cache_hi[TQ__CACHE_MAX];
 	uint32_t ncache;
-	uint32_t slot_cursor;
+	uint32_t slot_cursor;      /* next word to look at in the slot window */
+	uint32_t slot_far;         /* next word to look at past it (window full) */
+	uint32_t window_skip;      /* refills left before looking at a full window again */
 	uint32_t chunk_cursor;
 	uint32_t class_cursor[TQ__CLASSES_MAX];
 

@@ -339,6 +339,9 @@ struct tq__hdr {
 	_Alignas(TQ__CACHELINE) uint64_t wheel_ms; /* delay wheel: buckets up to here drained */
 	uint64_t delayed;        /* tasks in the wheel */
 	_Alignas(TQ__CACHELINE) struct tq__waitq space; /* producers waiting for room */
+	uint64_t free_hint;      /* slot bitmap word a worker cleared bits of last
+	                          * (past the window: where producers look first
+	                          * when a deep queue fills the window) */
 	_Alignas(TQ__CACHELINE) uint64_t repairs; /* half-done operations repaired */
 	uint64_t queues_declared;
 	uint64_t supervisor;     /* token of the active supervisor, 0 none */

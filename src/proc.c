@@ -102,6 +102,8 @@ int tq__proc_claim(tq *t)
 		t->proc_idx = i;
 		t->token = token;
 		t->stripe = i % TQ__STRIPES;
+		t->slot_far = TQ__SLOT_WINDOW;
+		t->window_skip = 0;
 		t->slot_cursor = (uint32_t)(((uint64_t)i * 2654435761u) %
 					    tq__bitmap_words(t->lay.capacity));
 		t->chunk_cursor = (uint32_t)(((uint64_t)i * 40503u) % tq__bitmap_words(t->lay.nchunks));

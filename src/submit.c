@@ -16,7 +16,6 @@
 #include "handle.h"
 
 #define SPACE_NAP_MS 100
-#define SLOT_WINDOW_WORDS 256u   /* 16 Ki slots, 2 MiB */
 
 /* Fill the empty cache with up to 32 reserved free slots. */
 int tq__slot_refill(tq *t)
@@ -29,14 +28,51 @@ int tq__slot_refill(tq *t)
 		want = t->nheld_free > 1 ? t->nheld_free - 1 : 0;
 	if (!want)
 		return -ENOBUFS;
-	n = tq__pool_take(tq__slot_bits(t), t->lay.capacity, &t->slot_cursor, want, got);
-	/* Next time start at the next word, wrapping within a window
-	 * of 16 Ki slots: a slot comes back to the producer long after
-	 * the worker that freed it touched it, when its cache lines
-	 * have settled, instead of pulling them dirty from the other
-	 * core on every task. */
-	if (++t->slot_cursor >= SLOT_WINDOW_WORDS)
-		t->slot_cursor = 0;
+	/* Take from a window of the first 16 Ki slots, next time from the
+	 * next word: a slot comes back to the producer long after the worker
+	 * that freed it touched it, when its cache lines have settled,
+	 * instead of pulling them dirty from the other core on every task. */
+	n = 0;
+	if (t->window_skip) {
+		t->window_skip--;
+	} else {
+		uint32_t win = TQ__SLOT_WINDOW * 64u;
+
+		if (win > t->lay.capacity)
+			win = t->lay.capacity;
+		if (t->slot_cursor >= TQ__SLOT_WINDOW)
+			t->slot_cursor = 0;
+		n = tq__pool_take(tq__slot_bits(t), win, &t->slot_cursor, want, got);
+		if (n && ++t->slot_cursor >= TQ__SLOT_WINDOW)
+			t->slot_cursor = 0;
+		/* Full (a deep queue holds it): look past it, and at it
+		 * again only every 8th refill, or every refill would scan
+		 * its 256 full words. */
+		if (!n)
+			t->window_skip = 8;
+	}
+	if (!n) {
+		/* Past the window: where a worker last freed slots (their
+		 * pages are mapped and their lines recently touched, where
+		 * untouched slots would cost a page fault each 32), else on
+		 * from where the last such take was. */
+		uint64_t hint = tq__load_rlx(&t->hdr->free_hint);
+
+		if (hint >= TQ__SLOT_WINDOW && hint < tq__bitmap_words(t->lay.capacity))
+			t->slot_far = (uint32_t)hint;
+		n = tq__pool_take(tq__slot_bits(t), t->lay.capacity, &t->slot_far, want, got);
+		if (t->slot_far < TQ__SLOT_WINDOW)
+			t->slot_far = TQ__SLOT_WINDOW;
+	}
+	/* Behind a deep queue these slots were last written long ago: fetch
+	 * them all before the claims, whose full barriers would otherwise
+	 * wait for each miss in turn. */
+	for (unsigned i = 0; i < n; i++) {
+		uint8_t *p = (uint8_t *)tq__slot(t, got[i]);
+
+		__builtin_prefetch(p, 1, 3);
+		__builtin_prefetch(p + TQ__CACHELINE, 1, 3);
+	}
 	for (unsigned i = 0; i < n; i++) {
 		struct tq__slot *s = tq__slot(t, got[i]);
 		uint32_t gen;
@@ -88,6 +124,8 @@ void tq__slot_flush(tq *t)
 	if (!t->free_mask)
 		return;
 	__atomic_fetch_and(&tq__slot_bits(t)[t->free_word], ~t->free_mask, __ATOMIC_SEQ_CST);
+	if (t->free_word >= TQ__SLOT_WINDOW && tq__load_rlx(&t->hdr->free_hint) != t->free_word)
+		tq__store_rlx(&t->hdr->free_hint, t->free_word);
 	tq__store(&t->proc->free_mask, 0);
 	t->free_mask = 0;
 	t->free_count = 0;

@@ -634,6 +634,73 @@ static void test_ids(void)
 	CHECK_RET(tq_unlink(name), 0);
 }
 
+/* A deep queue fills the producers' window of the first 16 Ki slots: they
+ * go on past it, reuse the slots a worker frees there, and every slot of
+ * the segment can still be filled. */
+static void test_deep(void)
+{
+	char name[TQ_NAME_MAX + 1];
+	struct tq_config c = tqt_small_config();
+	enum { CAP = 65536, HALF = 40000 };
+	c.capacity = CAP;
+	tq *t = tqt_create(name, &c);
+	int q = CHECK_OK(tq_queue_declare(t, "deep", NULL));
+	struct tq_lease_opts lo = { .timeout_ms = 0 };
+	struct tq_task tasks[TQ_BATCH_MAX];
+	uint64_t n = 0, next = 0;
+
+	/* HALF pending, more than the window holds. */
+	for (; n < HALF; n++)
+		CHECK_RET(tq_submit(t, q, &n, sizeof n, NULL, NULL), 0);
+	/* Take and finish the oldest 30000 (in order: FIFO), submitting one
+	 * for each: the queue stays deep while slots past the window free. */
+	while (next < 30000) {
+		int k = CHECK_OK(tq_lease(t, &lo, tasks, TQ_BATCH_MAX));
+		for (int i = 0; i < k; i++) {
+			uint64_t v;
+			memcpy(&v, tasks[i].payload, sizeof v);
+			CHECK_EQU(v, next);
+			next++;
+			CHECK_RET(tq_ack(t, tasks[i].id, NULL, 0), 0);
+			CHECK_RET(tq_submit(t, q, &n, sizeof n, NULL, NULL), 0);
+			n++;
+		}
+	}
+	/* Fill the segment to the last slot, then it is full. */
+	struct tq_stats st;
+	CHECK_RET(tq_stats(t, q, -1, &st), 0);
+	CHECK_EQU(st.depth, HALF);
+	while (st.depth < CAP) {
+		int e = tq_submit(t, q, &n, sizeof n, NULL, NULL);
+		if (e == -EAGAIN)
+			break;
+		CHECK_RET(e, 0);
+		n++;
+		st.depth++;
+	}
+	CHECK_ERR(tq_submit(t, q, "x", 1, NULL, NULL), -EAGAIN);
+	CHECK_RET(tq_stats(t, q, -1, &st), 0);
+	/* Every slot holds a task but those the handle keeps reserved. */
+	CHECK_GEU(st.depth, CAP - 64);
+	/* And they come out in order, each once. */
+	for (;;) {
+		int k = tq_lease(t, &lo, tasks, TQ_BATCH_MAX);
+		if (k == -EAGAIN)
+			break;
+		CHECK_GE(k, 1);
+		for (int i = 0; i < k; i++) {
+			uint64_t v;
+			memcpy(&v, tasks[i].payload, sizeof v);
+			CHECK_EQU(v, next);
+			next++;
+			CHECK_RET(tq_ack(t, tasks[i].id, NULL, 0), 0);
+		}
+	}
+	CHECK_EQU(next, n);
+	tq_detach(t);
+	CHECK_RET(tq_unlink(name), 0);
+}
+
 int main(void)
 {
 	tqt_init("submit");
@@ -643,5 +710,6 @@ int main(void)
 	test_batch();
 	test_full();
 	test_ids();
+	test_deep();
 	return 0;
 }
