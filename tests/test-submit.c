@@ -634,6 +634,27 @@ static void test_ids(void)
 	CHECK_RET(tq_unlink(name), 0);
 }
 
+/* Lease up to `max` tasks (all there are, if fewer), checking that their
+ * payloads count on from *next, and ack them; returns how many. */
+static int take_in_order(tq *t, uint64_t *next, int max)
+{
+	struct tq_lease_opts lo = { .timeout_ms = 0 };
+	struct tq_task tasks[TQ_BATCH_MAX];
+	int k = tq_lease(t, &lo, tasks, max < (int)TQ_BATCH_MAX ? (unsigned)max : TQ_BATCH_MAX);
+
+	if (k == -EAGAIN)
+		return 0;
+	CHECK_GE(k, 1);
+	for (int i = 0; i < k; i++) {
+		uint64_t v;
+		memcpy(&v, tasks[i].payload, sizeof v);
+		CHECK_EQU(v, *next);
+		(*next)++;
+		CHECK_RET(tq_ack(t, tasks[i].id, NULL, 0), 0);
+	}
+	return k;
+}
+
 /* A deep queue fills the producers' window of the first 16 Ki slots: they
  * go on past it, reuse the slots a worker frees there, and every slot of
  * the segment can still be filled. */
@@ -645,8 +666,6 @@ static void test_deep(void)
 	c.capacity = CAP;
 	tq *t = tqt_create(name, &c);
 	int q = CHECK_OK(tq_queue_declare(t, "deep", NULL));
-	struct tq_lease_opts lo = { .timeout_ms = 0 };
-	struct tq_task tasks[TQ_BATCH_MAX];
 	uint64_t n = 0, next = 0;
 
 	/* HALF pending, more than the window holds. */
@@ -655,16 +674,10 @@ static void test_deep(void)
 	/* Take and finish the oldest 30000 (in order: FIFO), submitting one
 	 * for each: the queue stays deep while slots past the window free. */
 	while (next < 30000) {
-		int k = CHECK_OK(tq_lease(t, &lo, tasks, TQ_BATCH_MAX));
-		for (int i = 0; i < k; i++) {
-			uint64_t v;
-			memcpy(&v, tasks[i].payload, sizeof v);
-			CHECK_EQU(v, next);
-			next++;
-			CHECK_RET(tq_ack(t, tasks[i].id, NULL, 0), 0);
+		int k = take_in_order(t, &next, TQ_BATCH_MAX);
+		CHECK_GE(k, 1);
+		for (int i = 0; i < k; i++, n++)
 			CHECK_RET(tq_submit(t, q, &n, sizeof n, NULL, NULL), 0);
-			n++;
-		}
 	}
 	/* Fill the segment to the last slot, then it is full. */
 	struct tq_stats st;
@@ -683,19 +696,8 @@ static void test_deep(void)
 	/* Every slot holds a task but those the handle keeps reserved. */
 	CHECK_GEU(st.depth, CAP - 64);
 	/* And they come out in order, each once. */
-	for (;;) {
-		int k = tq_lease(t, &lo, tasks, TQ_BATCH_MAX);
-		if (k == -EAGAIN)
-			break;
-		CHECK_GE(k, 1);
-		for (int i = 0; i < k; i++) {
-			uint64_t v;
-			memcpy(&v, tasks[i].payload, sizeof v);
-			CHECK_EQU(v, next);
-			next++;
-			CHECK_RET(tq_ack(t, tasks[i].id, NULL, 0), 0);
-		}
-	}
+	while (take_in_order(t, &next, TQ_BATCH_MAX))
+		;
 	CHECK_EQU(next, n);
 	tq_detach(t);
 	CHECK_RET(tq_unlink(name), 0);
