@@ -325,6 +325,7 @@ int tq_lease(tq *t, const struct tq_lease_opts *opts, struct tq_task *out, unsig
 				all_queues(t);
 				c.nq = t->nallq;
 			}
+			c.now = tq__now_ns();
 			continue;
 		}
 		if (spin_until > 1 && !opts->spin_us)
@@ -358,6 +359,11 @@ int tq_lease(tq *t, const struct tq_lease_opts *opts, struct tq_task *out, unsig
 				  tq__load_rlx(&t->proc->sleeping[c.qs[k] / 64]) & ~(1ull << (c.qs[k] % 64)));
 		}
 		slept = true;
+		/* Stamp what comes next (lease deadlines, wait times) with
+		 * the time after the sleep, not before it. */
+		c.now = tq__now_ns();
+		if (n > 0)
+			t->last_take_ns = c.now;
 		if (n != 0)
 			return n;
 		if (e == -EINTR)

@@ -520,15 +520,21 @@ static void test_wakeups(void)
 	CHECK_RET(tq_stats(t, q2, -1, &st), 0);
 	CHECK_EQU(st.depth, 1);
 
-	/* A worker waiting without a limit is woken too. */
+	/* A worker waiting without a limit is woken too, and its lease and
+	 * the task's wait are timed from when it woke, not from when it
+	 * went to sleep. */
+	struct tq_histogram h0, h1;
+	CHECK_RET(tq_histogram(t, q, -1, TQ_HIST_WAIT, &h0), 0);
 	pid_t pid = tqt_fork();
 	if (pid == 0) {
 		tq *u = tqt_attach(name);
 		int only[1] = { q };
-		struct tq_lease_opts lo = { .queues = only, .nqueues = 1, .timeout_ms = -1 };
+		struct tq_lease_opts lo = { .queues = only, .nqueues = 1, .timeout_ms = -1,
+					    .lease_ms = 60000 };
 		struct tq_task task;
 		CHECK_RET(tq_lease(u, &lo, &task, 1), 1);
 		CHECK(task.len == 4 && memcmp(task.payload, "ping", 4) == 0);
+		CHECK_GEU(task.deadline_ns, task.submitted_ns + 60000ull * 1000000ull);
 		CHECK_RET(tq_ack(u, task.id, "pong", 4), 0);
 		tq_detach(u);
 		_exit(0);
@@ -537,6 +543,8 @@ static void test_wakeups(void)
 	uint64_t id;
 	CHECK_RET(tq_submit(t, q, "ping", 4, NULL, &id), 0);
 	tqt_expect_child_ok(pid, 60000);
+	CHECK_RET(tq_histogram(t, q, -1, TQ_HIST_WAIT, &h1), 0);
+	CHECK_EQU(h1.count, h0.count + 1);
 	char buf[8];
 	CHECK_RET(tq_result(t, id, buf, sizeof buf), 4);
 	CHECK(memcmp(buf, "pong", 4) == 0);
