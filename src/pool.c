@@ -22,11 +22,18 @@ unsigned tq__pool_take(uint64_t *bits, uint32_t n, uint32_t *cursor, unsigned ma
 		if (v == ~0ull)
 			continue;
 		free_bits = ~v;
-		while (free_bits && cnt < max) {
-			uint64_t low = free_bits & -free_bits;
-			mask |= low;
-			free_bits &= free_bits - 1;
-			cnt++;
+		if (max >= 32) {
+			/* Any 32 will do: the free bits of one half word, without
+			 * a loop (the refill of a slot cache asks for 32). */
+			mask = (uint32_t)free_bits ? free_bits & 0xffffffffull
+						   : free_bits & ~0xffffffffull;
+		} else {
+			while (free_bits && cnt < max) {
+				uint64_t low = free_bits & -free_bits;
+				mask |= low;
+				free_bits &= free_bits - 1;
+				cnt++;
+			}
 		}
 		got = mask & ~__atomic_fetch_or(&bits[w], mask, __ATOMIC_SEQ_CST);
 		if (!got)
