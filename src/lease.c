@@ -83,24 +83,23 @@ static bool paused(tq *t, uint32_t q)
 static int take_strict(struct lease_ctx *c, struct tq_task *out, unsigned max)
 {
 	tq *t = c->t;
+	const uint32_t levels = t->lay.levels, nq = c->nq, *qs = c->qs;
 	unsigned n = 0;
 
-	for (uint32_t lv = 0; lv < t->lay.levels && n < max; lv++) {
-		for (uint32_t k = 0; k < c->nq && n < max; k++) {
-			uint32_t q = c->qs[k];
+	for (uint32_t lv = 0; lv < levels; lv++) {
+		for (uint32_t k = 0; k < nq; k++) {
+			uint32_t q = qs[k];
+			int e;
 
 			if (paused(t, q))
 				continue;
 			/* Straight to the ring: a pop of an empty ring costs
 			 * what a look would. */
-			while (n < max) {
-				int e = take_from(c, q, lv, &out[n]);
-				if (e == -EAGAIN)
-					break;
-				if (e < 0)
-					return n ? (int)n : e;
-				n++;
-			}
+			while ((e = take_from(c, q, lv, &out[n])) == 0)
+				if (++n == max)
+					return (int)n;
+			if (e != -EAGAIN)
+				return n ? (int)n : e;
 		}
 	}
 	return (int)n;
