@@ -197,7 +197,11 @@ run_pair "" "$N"
 run_pair -static "$N"
 
 # A worker with no task limit stops on SIGTERM, promptly, with status 0.
-timeout -k 5 30 "$tmp/bin/worker" -s "$seg" -q ex >"$tmp/term.out" 2>&1 &
+# --foreground: timeout(1) passes our SIGTERM to the worker alone. Without
+# it, timeout also signals its process group and sends SIGCONT, and a
+# SIGCONT that reaches a sanitizer build while LeakSanitizer stops it at
+# exit to scan for leaks can leave that scan waiting forever.
+timeout --foreground -k 5 30 "$tmp/bin/worker" -s "$seg" -q ex >"$tmp/term.out" 2>&1 &
 wpid=$!
 pids+=("$wpid")
 # Once it is attached (its handler is set by then): the CLI sees 2 processes.
@@ -209,7 +213,7 @@ kill -TERM "$wpid"
 wait "$wpid"
 rc=$?
 pids=()
-[ "$rc" -eq 0 ] || fail "worker exited $rc on SIGTERM (124: it did not stop)"
+[ "$rc" -eq 0 ] || { cat "$tmp/term.out"; fail "worker exited $rc on SIGTERM (124: it did not stop)"; }
 grep -q '^worker: 0 tasks done$' "$tmp/term.out" || fail "worker on SIGTERM: $(cat "$tmp/term.out")"
 note "worker stops on SIGTERM"
 
