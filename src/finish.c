@@ -41,7 +41,7 @@ static int leased(tq *t, uint64_t id, uint32_t *idx, int *hi)
 	/* Not ours (any more): if we had leased it, the lease was taken back
 	 * (expired); forget our record of it. */
 	tq__held_forget_lost(t, *idx);
-	if (tq__st_kind(tq__load(&tq__slot(t, *idx)->state)) == TQ__K_FREE)
+	if (tq__st_kind(tq__load(&s->state)) == TQ__K_FREE)
 		return tq__fail(t, -ENOENT, "task %llu: finished and gone", (unsigned long long)id);
 	return tq__fail(t, -ESTALE, "task %llu is not leased by this handle (lease lost?)",
 			(unsigned long long)id);
@@ -68,9 +68,8 @@ static void ungrab(tq *t, uint32_t idx)
 	tq__store(&tq__slot(t, idx)->state, tq__st(TQ__K_LEASED, t->token));
 }
 
-static void done_with(tq *t, uint32_t idx, int hi)
+static inline void done_with(tq *t, int hi)
 {
-	(void)idx;
 	t->held_lease[hi] = 0;
 	tq__held_del(t, hi);
 	if (t->leased_now)
@@ -165,7 +164,7 @@ done:
 	if (tq__jnl_on(t))
 		tq__jnl_end(t, id);
 	attempt_done(t, q, lv, hi);
-	done_with(t, idx, hi);
+	done_with(t, hi);
 	tq__count(t, q, lv, TQ__C_ACKED, 1);
 	tq__queue_leave(t, q);
 	return 0;
@@ -245,7 +244,7 @@ int tq_fail(tq *t, uint64_t id)
 		tq__jnl_set(t, id, dead ? TQ__JS_DEAD : jdue ? TQ__JS_DELAYED : TQ__JS_READY, lv,
 			    att, jdue);
 	attempt_done(t, q, lv, hi);
-	done_with(t, idx, hi);
+	done_with(t, hi);
 	tq__count(t, q, lv, TQ__C_FAILED, 1);
 	if (dead) {
 		tq__count(t, q, lv, TQ__C_DEAD, 1);
@@ -282,7 +281,7 @@ int tq_release(tq *t, uint64_t id)
 		return tq__fail(t, e, "no room to requeue task %llu; it stays leased",
 				(unsigned long long)id);
 	}
-	done_with(t, idx, hi);
+	done_with(t, hi);
 	tq__count(t, q, lv, TQ__C_RELEASED, 1);
 	return 0;
 }

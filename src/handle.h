@@ -234,6 +234,16 @@ int tq__class_for(const struct tq__layout *l, uint32_t len);
 /* slots, shared by submit, finish and inspect (submit.c). */
 int tq__slot_refill(tq *t);
 
+/* Start fetching both lines of slot idx for writing: a slot about to be
+ * claimed or filled that may sit in memory, not in a cache. */
+static inline void tq__slot_prefetch(tq *t, uint32_t idx)
+{
+	uint8_t *p = (uint8_t *)tq__slot(t, idx);
+
+	__builtin_prefetch(p, 1, 3);
+	__builtin_prefetch(p + TQ__CACHELINE, 1, 3);
+}
+
 /* A reserved free slot from the handle's cache, refilled 32 at a time; the
  * slot is named by held entry *hi. */
 static inline int tq__slot_get(tq *t, uint32_t *idx, int *hi)
@@ -247,14 +257,10 @@ static inline int tq__slot_get(tq *t, uint32_t *idx, int *hi)
 	tq__store_rlx(&t->proc->cached, t->ncache + t->free_count);
 	*idx = t->cache[t->ncache];
 	*hi = t->cache_hi[t->ncache];
-	/* Fetch the next slot's lines for writing now, so that the next
-	 * submit's stores hit and its publishing CAS does not wait for them. */
-	if (t->ncache) {
-		uint8_t *next = t->base + t->lay.off_slots +
-				(uint64_t)t->cache[t->ncache - 1] * TQ__SLOT_SIZE;
-		__builtin_prefetch(next, 1, 3);
-		__builtin_prefetch(next + TQ__CACHELINE, 1, 3);
-	}
+	/* Fetch the next slot's lines now, so that the next submit's stores
+	 * hit and its publishing CAS does not wait for them. */
+	if (t->ncache)
+		tq__slot_prefetch(t, t->cache[t->ncache - 1]);
 	return 0;
 }
 void tq__slot_free(tq *t, uint32_t idx);

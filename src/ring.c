@@ -418,15 +418,11 @@ int tq__ring_pop(tq *t, uint32_t r, unsigned kind, uint64_t new_state, int hi, u
 	/* Behind a deep queue the next slots were written long ago and
 	 * sit in memory, not in a cache: start fetching the one a few
 	 * entries ahead now, so that its claim does not wait for it. */
-	if (POP_AHEAD && rp - base + POP_AHEAD < TQ__CHUNK_CELLS) {
+	if (rp - base + POP_AHEAD < TQ__CHUNK_CELLS) {
 		uint64_t ahead = tq__load_rlx(&tq__cells(t, c)[rp - base + POP_AHEAD]);
 
-		if (GEN(ahead) == g && LOW(ahead) - 1 < t->lay.capacity) {
-			uint8_t *p = (uint8_t *)tq__slot(t, LOW(ahead) - 1);
-
-			__builtin_prefetch(p, 1, 3);
-			__builtin_prefetch(p + TQ__CACHELINE, 0, 3);
-		}
+		if (GEN(ahead) == g && LOW(ahead) - 1 < t->lay.capacity)
+			tq__slot_prefetch(t, LOW(ahead) - 1);
 	}
 	return 0;
 }

@@ -52,10 +52,7 @@ void tq_config_init(struct tq_config *cfg)
 
 uint64_t tq_now_ns(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+	return tq__now_ns();
 }
 
 static uint64_t align_up(uint64_t v, uint64_t a)

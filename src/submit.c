@@ -67,12 +67,8 @@ int tq__slot_refill(tq *t)
 	/* Behind a deep queue these slots were last written long ago: fetch
 	 * them all before the claims, whose full barriers would otherwise
 	 * wait for each miss in turn. */
-	for (unsigned i = 0; i < n; i++) {
-		uint8_t *p = (uint8_t *)tq__slot(t, got[i]);
-
-		__builtin_prefetch(p, 1, 3);
-		__builtin_prefetch(p + TQ__CACHELINE, 1, 3);
-	}
+	for (unsigned i = 0; i < n; i++)
+		tq__slot_prefetch(t, got[i]);
 	for (unsigned i = 0; i < n; i++) {
 		struct tq__slot *s = tq__slot(t, got[i]);
 		uint32_t gen;
