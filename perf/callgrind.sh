@@ -14,13 +14,13 @@ trap 'rm -rf "$out"' EXIT
 
 # count PREFIX BATCH SUBMIT_FN: one callgrind run, per-task inclusive counts.
 count() {
-	local prefix=$1 batch=$2 submit=$3 r=$(( rounds / $2 )) tasks
+	local prefix=$1 batch=$2 submit=$3 ack=$4 r=$(( rounds / $2 )) tasks
 	tasks=$(( r * batch ))
 	valgrind --tool=callgrind --callgrind-out-file="$out/cg.out" \
 		"$build/perf/tq-hotpath" "$r" "$batch" 2>"$out/log" || { cat "$out/log"; exit 1; }
 	callgrind_annotate --inclusive=yes "$out/cg.out" 2>/dev/null >"$out/ann"
 	: >"$out/per"
-	for fn in "$submit" tq_lease tq_ack; do
+	for fn in "$submit" tq_lease "$ack"; do
 		ir=$(grep -E "[^_]${fn} " "$out/ann" | grep -v "'" | head -1 | awk '{gsub(",","",$1); print $1}')
 		name=${fn#tq_}
 		name=${name%_batch}
@@ -29,5 +29,5 @@ count() {
 	cat "$out/per"
 	awk -v p="$prefix" '{s += $2} END {printf "%-10s %d\n", p "total", s}' "$out/per"
 }
-count "" 1 tq_submit
-count "b64-" 64 tq_submit_batch
+count "" 1 tq_submit tq_ack
+count "b64-" 64 tq_submit_batch tq_ack_batch

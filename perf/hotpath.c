@@ -6,8 +6,8 @@
  * counts are repeatable on a noisy machine where times are not; see
  * perf/callgrind.sh.
  *   tq-hotpath [ROUNDS] [BATCH]
- * With BATCH > 1 each round is one tq_submit_batch() and one tq_lease() of
- * BATCH tasks, and BATCH tq_ack() calls: ROUNDS * BATCH tasks in all.
+ * With BATCH > 1 each round is one tq_submit_batch(), one tq_lease() and
+ * one tq_ack_batch() of BATCH tasks: ROUNDS * BATCH tasks in all.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,6 +24,7 @@ int main(int argc, char **argv)
 	struct tq_submit_opts so = { 0 };
 	struct tq_task task, tasks[TQ_BATCH_MAX];
 	struct tq_task_spec specs[TQ_BATCH_MAX];
+	uint64_t ids[TQ_BATCH_MAX];
 	char name[64], payload[64];
 	tq *t;
 	int q, e;
@@ -50,10 +51,11 @@ int main(int argc, char **argv)
 			return 1;
 		}
 		for (int k = 0; k < batch; k++)
-			if ((e = tq_ack(t, tasks[k].id, NULL, 0)) < 0) {
-				fprintf(stderr, "hotpath: ack: %s\n", tq_strerror(e));
-				return 1;
-			}
+			ids[k] = tasks[k].id;
+		if ((e = tq_ack_batch(t, ids, (unsigned)batch, NULL)) != batch) {
+			fprintf(stderr, "hotpath: ack: %d: %s\n", e, tq_last_error(t));
+			return 1;
+		}
 	}
 	for (long i = 0; batch == 1 && i < n; i++) {
 		memcpy(payload, &i, sizeof(i));

@@ -67,7 +67,7 @@ int tq__delay_push(tq *t, uint32_t idx, uint64_t due_ns)
 	/* The cursor passed our bucket while we pushed: take the task back. */
 	st = tq__load(&tq__slot(t, idx)->state);
 	if (tq__st_kind(st) == TQ__K_DELAYED && tq__st_ring(st) == r &&
-	    tq__cas64(&tq__slot(t, idx)->state, st, tq__st(TQ__K_RESERVED, t->token))) {
+	    tq__cas64(&tq__slot(t, idx)->state, st, t->st_reserved)) {
 		tq__add(&t->hdr->delayed, (uint64_t)-1);
 		return 1;
 	}
@@ -92,7 +92,7 @@ static void drain(tq *t, uint32_t b, uint64_t cursor)
 		hi = tq__held_add(t, 0);
 		if (hi < 0)
 			return;
-		e = tq__ring_pop(t, r, TQ__K_DELAYED, tq__st(TQ__K_BUSY, t->token), hi, &idx);
+		e = tq__ring_pop(t, r, TQ__K_DELAYED, t->st_busy, hi, &idx);
 		if (e < 0) {
 			tq__held_del(t, hi);
 			return;

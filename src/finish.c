@@ -21,14 +21,11 @@ static int leased(tq *t, uint64_t id, uint32_t *idx, int *hi)
 	uint32_t h;
 	int e;
 
-	if (!t)
-		return -EINVAL;
-	t->err[0] = 0;
 	e = tq__slot_lookup(t, id, idx);
 	if (e < 0)
 		return e;
 	s = tq__slot(t, *idx);
-	if (tq__load(&s->state) == tq__st(TQ__K_LEASED, t->token)) {
+	if (tq__load(&s->state) == t->st_leased) {
 		/* Ours: the slot names our held entry (we wrote it when we
 		 * leased it, and only the lessee writes it). */
 		h = tq__load_rlx(&s->held);
@@ -59,31 +56,38 @@ static int slot_place(tq *t, struct tq__slot *s, uint32_t *q, uint32_t *lv)
 
 static bool grab(tq *t, uint32_t idx)
 {
-	return tq__cas64(&tq__slot(t, idx)->state, tq__st(TQ__K_LEASED, t->token),
-			 tq__st(TQ__K_BUSY, t->token));
+	return tq__cas64(&tq__slot(t, idx)->state, t->st_leased,
+			 t->st_busy);
 }
 
 static void ungrab(tq *t, uint32_t idx)
 {
-	tq__store(&tq__slot(t, idx)->state, tq__st(TQ__K_LEASED, t->token));
+	tq__store(&tq__slot(t, idx)->state, t->st_leased);
 }
 
+/* The lease of held entry hi is over; the process record's figures are
+ * written by the caller (leases_ended()). */
 static inline void done_with(tq *t, int hi)
 {
 	t->held_lease[hi] = 0;
 	tq__held_del(t, hi);
 	if (t->leased_now)
-		tq__store_rlx(&t->proc->leased_now, --t->leased_now);
+		t->leased_now--;
 }
 
-/* An attempt ended (ack or fail): its run time and the handle's count. */
-static void attempt_done(tq *t, uint32_t q, uint32_t lv, int hi)
+/* An attempt ended (ack or fail) at now: its run time. */
+static inline void attempt_done(tq *t, uint32_t q, uint32_t lv, int hi, uint64_t now)
 {
-	uint64_t now = tq__now_ns();
-
 	if (now > t->held_t0[hi])
 		tq__hist_add(t, q, lv, TQ_HIST_RUN, now - t->held_t0[hi]);
-	tq__store_rlx(&t->proc->n_done, ++t->n_done);
+	t->n_done++;
+}
+
+/* The handle's figures in its process record (tq_procs()), once per call. */
+static void leases_ended(tq *t)
+{
+	tq__store_rlx(&t->proc->n_done, t->n_done);
+	tq__store_rlx(&t->proc->leased_now, t->leased_now);
 }
 
 /* A task leaves its queue for good (acked, dead-lettered, cancelled). */
@@ -111,6 +115,61 @@ int tq__publish_ready(tq *t, uint32_t idx, uint32_t q, uint32_t lv)
 	return 0;
 }
 
+/*
+ * Ack task id, leased by this handle as held entry hi, without a result:
+ * the per-task part of tq_ack() and tq_ack_batch(), at time now. One CAS
+ * takes the slot from leased to freeing; its bit stays set until released,
+ * so nobody reuses it meanwhile.
+ */
+static int ack_free(tq *t, uint64_t id, uint32_t idx, int hi, uint64_t now)
+{
+	struct tq__slot *s = tq__slot(t, idx);
+	uint32_t q, lv;
+	int e;
+
+	e = slot_place(t, s, &q, &lv);
+	if (e < 0)
+		return e;
+	if (!tq__cas64(&s->state, t->st_leased, t->st_freeing))
+		return tq__fail(t, -ESTALE, "task %llu: lease lost", (unsigned long long)id);
+	tq__payload_drop(t, s);
+	tq__store(&s->state, tq__st(TQ__K_FREE, 0));
+	tq__slot_release(t, idx);
+	if (tq__jnl_on(t))
+		tq__jnl_end(t, id);
+	attempt_done(t, q, lv, hi, now);
+	done_with(t, hi);
+	tq__count(t, q, lv, TQ__C_ACKED, 1);
+	tq__queue_leave(t, q);
+	return 0;
+}
+
+int tq_ack_batch(tq *t, const uint64_t *ids, unsigned n, int *errs)
+{
+	unsigned acked = 0;
+	uint64_t now;
+
+	if (!t)
+		return -EINVAL;
+	t->err[0] = 0;
+	if (!ids || n < 1 || n > TQ_BATCH_MAX)
+		return tq__fail(t, -EINVAL, "a batch holds 1..%u tasks, not %u", TQ_BATCH_MAX, n);
+	now = tq__now_ns();
+	for (unsigned i = 0; i < n; i++) {
+		uint32_t idx;
+		int hi, e;
+
+		e = leased(t, ids[i], &idx, &hi);
+		if (e == 0)
+			e = ack_free(t, ids[i], idx, hi, now);
+		if (errs)
+			errs[i] = e;
+		acked += e == 0;
+	}
+	leases_ended(t);
+	return (int)acked;
+}
+
 int tq_ack(tq *t, uint64_t id, const void *result, size_t result_len)
 {
 	struct tq__slot *s;
@@ -124,26 +183,21 @@ int tq_ack(tq *t, uint64_t id, const void *result, size_t result_len)
 	e = leased(t, id, &idx, &hi);
 	if (e < 0)
 		return e;
+	if (!result_len) {
+		e = ack_free(t, id, idx, hi, tq__now_ns());
+		if (e == 0)
+			leases_ended(t);
+		return e;
+	}
 	if (result_len > t->lay.max_payload)
 		return tq__fail(t, -EMSGSIZE, "result of %zu bytes, max_payload is %u", result_len,
 				t->lay.max_payload);
-	if (result_len && !result)
+	if (!result)
 		return tq__fail(t, -EINVAL, "result is NULL");
 	s = tq__slot(t, idx);
 	e = slot_place(t, s, &q, &lv);
 	if (e < 0)
 		return e;
-	if (!result_len) {
-		/* One CAS takes it from leased to freeing; the slot's bit stays
-		 * set until released below, so nobody reuses it meanwhile. */
-		if (!tq__cas64(&s->state, tq__st(TQ__K_LEASED, t->token),
-			       tq__st(TQ__K_FREEING, t->token)))
-			return tq__fail(t, -ESTALE, "task %llu: lease lost", (unsigned long long)id);
-		tq__payload_drop(t, s);
-		tq__store(&s->state, tq__st(TQ__K_FREE, 0));
-		tq__slot_release(t, idx);
-		goto done;
-	}
 	if (!grab(t, idx))
 		return tq__fail(t, -ESTALE, "task %llu: lease lost", (unsigned long long)id);
 	{
@@ -160,11 +214,11 @@ int tq_ack(tq *t, uint64_t id, const void *result, size_t result_len)
 		if (!ttl || tq__ring_push(t, tq__ring_done(&t->lay, q), idx, TQ__K_DONE) < 0)
 			tq__store(&s->state, tq__st(TQ__K_DONE, 0));
 	}
-done:
 	if (tq__jnl_on(t))
 		tq__jnl_end(t, id);
-	attempt_done(t, q, lv, hi);
+	attempt_done(t, q, lv, hi, tq__now_ns());
 	done_with(t, hi);
+	leases_ended(t);
 	tq__count(t, q, lv, TQ__C_ACKED, 1);
 	tq__queue_leave(t, q);
 	return 0;
@@ -243,8 +297,9 @@ int tq_fail(tq *t, uint64_t id)
 	if (tq__jnl_on(t))
 		tq__jnl_set(t, id, dead ? TQ__JS_DEAD : jdue ? TQ__JS_DELAYED : TQ__JS_READY, lv,
 			    att, jdue);
-	attempt_done(t, q, lv, hi);
+	attempt_done(t, q, lv, hi, tq__now_ns());
 	done_with(t, hi);
+	leases_ended(t);
 	tq__count(t, q, lv, TQ__C_FAILED, 1);
 	if (dead) {
 		tq__count(t, q, lv, TQ__C_DEAD, 1);
@@ -282,6 +337,7 @@ int tq_release(tq *t, uint64_t id)
 				(unsigned long long)id);
 	}
 	done_with(t, hi);
+	leases_ended(t);
 	tq__count(t, q, lv, TQ__C_RELEASED, 1);
 	return 0;
 }
@@ -304,7 +360,7 @@ int tq_extend(tq *t, uint64_t id, uint32_t ms)
 	tq__store(&s->due_ns, tq_now_ns() + (uint64_t)ms * 1000000ull);
 	tq__store_rlx(&t->proc->heartbeat_ns, tq_now_ns());
 	/* The lease may have been taken back while we wrote. */
-	if (tq__load(&s->state) != tq__st(TQ__K_LEASED, t->token))
+	if (tq__load(&s->state) != t->st_leased)
 		return tq__fail(t, -ESTALE, "task %llu: lease lost", (unsigned long long)id);
 	return 0;
 }

@@ -23,10 +23,21 @@ struct tq {
 	uint64_t size;
 	struct tq__hdr *hdr;
 	struct tq__layout lay;     /* validated copy: trust this, not the segment */
+	/* Where the arrays of the hot path are (base + their offsets), so
+	 * that a lookup is one load and an index. */
+	struct tq__slot *slots;
+	struct tq__ring *rings;
+	struct tq__chunk *chunks;
+	uint64_t *cells;
+	struct tq__queue *queues;
+	struct tq__counters *ctrs;
+	struct tq__hist *hists;
+	uint64_t *slot_bits;
 
 	struct tq__proc *proc;     /* this handle's process record */
 	uint32_t proc_idx;
 	uint64_t token;
+	uint64_t st_reserved, st_leased, st_busy, st_freeing; /* state words owned by token */
 	uint32_t stripe;
 
 	/* Held list bookkeeping (the list itself is proc->held). */
@@ -83,23 +94,23 @@ void tq__set_tls_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)
 /* Address of things, bounds already known good. */
 static inline struct tq__slot *tq__slot(tq *t, uint32_t idx)
 {
-	return (struct tq__slot *)(t->base + t->lay.off_slots) + idx;
+	return t->slots + idx;
 }
 static inline struct tq__ring *tq__ring(tq *t, uint32_t r)
 {
-	return (struct tq__ring *)(t->base + t->lay.off_rings) + r;
+	return t->rings + r;
 }
 static inline struct tq__chunk *tq__chunk(tq *t, uint32_t c)
 {
-	return (struct tq__chunk *)(t->base + t->lay.off_chunks) + c;
+	return t->chunks + c;
 }
 static inline uint64_t *tq__cells(tq *t, uint32_t c)
 {
-	return (uint64_t *)(t->base + t->lay.off_cells) + (uint64_t)c * TQ__CHUNK_CELLS;
+	return t->cells + (uint64_t)c * TQ__CHUNK_CELLS;
 }
 static inline struct tq__queue *tq__queue(tq *t, uint32_t q)
 {
-	return (struct tq__queue *)(t->base + t->lay.off_queues) + q;
+	return t->queues + q;
 }
 static inline struct tq__proc *tq__proc_at(tq *t, uint32_t p)
 {
@@ -107,7 +118,7 @@ static inline struct tq__proc *tq__proc_at(tq *t, uint32_t p)
 }
 static inline uint64_t *tq__slot_bits(tq *t)
 {
-	return (uint64_t *)(t->base + t->lay.off_slot_bits);
+	return t->slot_bits;
 }
 static inline uint64_t *tq__chunk_bits(tq *t)
 {
@@ -312,20 +323,20 @@ int tq__queue_restore(tq *t, uint32_t q, const char *name, const struct tq_queue
 /* stats.c */
 static inline struct tq__counters *tq__ctr(tq *t, uint32_t q, uint32_t lv, uint32_t stripe)
 {
-	return (struct tq__counters *)(t->base + t->lay.off_counters) +
-	       ((uint64_t)(q * t->lay.levels + lv) * TQ__STRIPES + stripe);
+	return t->ctrs + ((uint64_t)(q * t->lay.levels + lv) * TQ__STRIPES + stripe);
 }
 static inline struct tq__hist *tq__hist(tq *t, uint32_t q, uint32_t lv, unsigned kind)
 {
-	return (struct tq__hist *)(t->base + t->lay.off_hist) +
-	       ((uint64_t)(q * t->lay.levels + lv) * 2 + kind);
+	return t->hists + ((uint64_t)(q * t->lay.levels + lv) * 2 + kind);
+}
+static inline void tq__hist_put(struct tq__hist *h, uint64_t ns)
+{
+	tq__add_rlx(&h->b[tq__hist_bucket(ns)], 1);
+	tq__add_rlx(&h->sum, ns);
 }
 static inline void tq__hist_add(tq *t, uint32_t q, uint32_t lv, unsigned kind, uint64_t ns)
 {
-	struct tq__hist *h = tq__hist(t, q, lv, kind);
-
-	tq__add_rlx(&h->b[tq__hist_bucket(ns)], 1);
-	tq__add_rlx(&h->sum, ns);
+	tq__hist_put(tq__hist(t, q, lv, kind), ns);
 }
 static inline void tq__count(tq *t, uint32_t q, uint32_t lv, enum tq__ctr c, uint64_t n)
 {

@@ -544,7 +544,7 @@ static int restore_task(tq *t, uint32_t idx, const struct rtask *e)
 	tq__store_rlx(&s->max_attempts, e->max_attempts ? e->max_attempts : 1);
 	tq__store_rlx(&s->lease_ms, e->lease_ms ? e->lease_ms : 30000);
 	tq__store_rlx(&s->submitted_ns, e->submitted_ns);
-	tq__store(&s->state, tq__st(TQ__K_RESERVED, t->token));
+	tq__store(&s->state, t->st_reserved);
 	__atomic_or_fetch(&bits[idx / 64], 1ull << (idx % 64), __ATOMIC_SEQ_CST);
 	if (e->where == TQ__JS_DEAD)
 		return tq__ring_push(t, tq__ring_dead(&t->lay, e->queue), idx, TQ__K_DEAD);

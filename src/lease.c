@@ -25,54 +25,77 @@ struct lease_ctx {
 	uint64_t now;
 };
 
-/* Claim one task from ring (q, lv) into *out. 0, -EAGAIN (none), or error. */
-static int take_from(struct lease_ctx *c, uint32_t q, uint32_t lv, struct tq_task *out)
+/*
+ * Claim up to max tasks from ring (q, lv) into out[]: the number taken, or
+ * an error if none was. Everything that is the same for the whole run (the
+ * ring, its counter, its histogram) is worked out once; the handle's
+ * process-record figures are written once per call (lease_done()).
+ */
+static int take_from(struct lease_ctx *c, uint32_t q, uint32_t lv, struct tq_task *out,
+		     unsigned max)
 {
 	tq *t = c->t;
-	struct tq__slot *s;
-	uint32_t idx, att, lease_ms, len = 0;
-	const void *p;
-	uint64_t due;
-	int hi, e;
+	const uint32_t r = tq__ring_ready(&t->lay, q, lv);
+	uint64_t *leased = &tq__ctr(t, q, lv, t->stripe)->c[TQ__C_LEASED];
+	struct tq__hist *wait = tq__hist(t, q, lv, TQ_HIST_WAIT);
+	const uint64_t now = c->now, st = t->st_leased;
+	unsigned n = 0;
 
-	hi = tq__held_reserve(t);
-	if (hi < 0)
-		return hi;
-	e = tq__ring_pop(t, tq__ring_ready(&t->lay, q, lv), TQ__K_READY,
-			 tq__st(TQ__K_LEASED, t->token), hi, &idx);
-	if (e < 0) {
-		tq__held_del(t, hi);
-		return e;
+	while (n < max) {
+		struct tq_task *o = &out[n];
+		struct tq__slot *s;
+		uint32_t idx, att, lease_ms, len = 0;
+		uint64_t due, sub;
+		const void *p;
+		int hi, e;
+
+		hi = tq__held_reserve(t);
+		if (hi < 0)
+			return n ? (int)n : hi;
+		e = tq__ring_pop(t, r, TQ__K_READY, st, hi, &idx);
+		if (e < 0) {
+			tq__held_del(t, hi);
+			return n ? (int)n : e;
+		}
+		s = tq__slot(t, idx);
+		tq__store_rlx(&s->held, (uint16_t)hi);
+		t->held_lease[hi] = 1;
+		t->held_t0[hi] = now;
+		att = tq__load_rlx(&s->attempts) + 1u;
+		if (att > 255)
+			att = 255;
+		tq__store_rlx(&s->attempts, (uint8_t)att);
+		lease_ms = c->lease_ms ? c->lease_ms : tq__load_rlx(&s->lease_ms);
+		due = now + (uint64_t)lease_ms * 1000000ull;
+		tq__store_rlx(&s->due_ns, due);
+		p = tq__payload_ptr(t, s, &len);
+		sub = tq__load_rlx(&s->submitted_ns);
+		o->id = ((uint64_t)tq__load_rlx(&s->gen) << 32) | idx;
+		o->payload = p;
+		o->len = p ? len : 0;
+		o->queue = q;
+		o->level = lv;
+		o->type = tq__load_rlx(&s->type);
+		o->attempts = att;
+		o->max_attempts = tq__load_rlx(&s->max_attempts);
+		o->submitted_ns = sub;
+		o->deadline_ns = due;
+		tq__add_rlx(leased, 1);
+		if (att == 1 && sub < now)
+			tq__hist_put(wait, now - sub);
+		n++;
 	}
-	s = tq__slot(t, idx);
-	tq__store_rlx(&s->held, (uint16_t)hi);
-	t->held_lease[hi] = 1;
-	t->held_t0[hi] = c->now;
-	att = tq__load_rlx(&s->attempts) + 1u;
-	if (att > 255)
-		att = 255;
-	tq__store_rlx(&s->attempts, (uint8_t)att);
-	lease_ms = c->lease_ms ? c->lease_ms : tq__load_rlx(&s->lease_ms);
-	due = c->now + (uint64_t)lease_ms * 1000000ull;
-	tq__store_rlx(&s->due_ns, due);
-	p = tq__payload_ptr(t, s, &len);
-	out->id = ((uint64_t)tq__load_rlx(&s->gen) << 32) | idx;
-	out->payload = p;
-	out->len = p ? len : 0;
-	out->queue = q;
-	out->level = lv;
-	out->type = tq__load_rlx(&s->type);
-	out->attempts = att;
-	out->max_attempts = tq__load_rlx(&s->max_attempts);
-	out->submitted_ns = tq__load_rlx(&s->submitted_ns);
-	out->deadline_ns = due;
-	tq__count(t, q, lv, TQ__C_LEASED, 1);
-	if (att == 1 && out->submitted_ns < c->now)
-		tq__hist_add(t, q, lv, TQ_HIST_WAIT, c->now - out->submitted_ns);
-	tq__store_rlx(&t->proc->current_task, out->id);
-	tq__store_rlx(&t->proc->n_leased, ++t->n_leased);
-	tq__store_rlx(&t->proc->leased_now, ++t->leased_now);
-	return 0;
+	return (int)n;
+}
+
+/* The handle's figures in its process record (tq_procs()), once per call. */
+static void lease_done(tq *t, const struct tq_task *out, int n)
+{
+	t->n_leased += (unsigned)n;
+	t->leased_now += (unsigned)n;
+	tq__store_rlx(&t->proc->current_task, out[n - 1].id);
+	tq__store_rlx(&t->proc->n_leased, t->n_leased);
+	tq__store_rlx(&t->proc->leased_now, t->leased_now);
 }
 
 static bool paused(tq *t, uint32_t q)
@@ -95,11 +118,14 @@ static int take_strict(struct lease_ctx *c, struct tq_task *out, unsigned max)
 				continue;
 			/* Straight to the ring: a pop of an empty ring costs
 			 * what a look would. */
-			while ((e = take_from(c, q, lv, &out[n])) == 0)
-				if (++n == max)
+			e = take_from(c, q, lv, &out[n], max - n);
+			if (e > 0) {
+				n += (unsigned)e;
+				if (n == max)
 					return (int)n;
-			if (e != -EAGAIN)
+			} else if (e != -EAGAIN) {
 				return n ? (int)n : e;
+			}
 		}
 	}
 	return (int)n;
@@ -152,8 +178,8 @@ static int take_weighted(struct lease_ctx *c, struct tq_task *out, unsigned max)
 		if (best < 0)
 			break;
 		t->wrr[best] -= total;
-		e = take_from(c, bq, bl, &out[n]);
-		if (e == 0)
+		e = take_from(c, bq, bl, &out[n], 1);
+		if (e > 0)
 			n++;
 		else if (e != -EAGAIN)
 			return n ? (int)n : e;
@@ -163,9 +189,15 @@ static int take_weighted(struct lease_ctx *c, struct tq_task *out, unsigned max)
 
 static int take(struct lease_ctx *c, struct tq_task *out, unsigned max)
 {
+	int n;
+
 	if (c->policy == TQ_POLICY_WEIGHTED)
-		return take_weighted(c, out, max);
-	return take_strict(c, out, max);
+		n = take_weighted(c, out, max);
+	else
+		n = take_strict(c, out, max);
+	if (n > 0)
+		lease_done(c->t, out, n);
+	return n;
 }
 
 static bool any_ready(struct lease_ctx *c)

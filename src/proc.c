@@ -101,6 +101,10 @@ int tq__proc_claim(tq *t)
 		t->proc = p;
 		t->proc_idx = i;
 		t->token = token;
+		t->st_reserved = tq__st(TQ__K_RESERVED, token);
+		t->st_leased = tq__st(TQ__K_LEASED, token);
+		t->st_busy = tq__st(TQ__K_BUSY, token);
+		t->st_freeing = tq__st(TQ__K_FREEING, token);
 		t->stripe = i % TQ__STRIPES;
 		t->slot_far = TQ__SLOT_WINDOW;
 		t->window_skip = 0;
@@ -151,7 +155,7 @@ void tq__proc_release(tq *t)
  * held list full. */
 void tq__held_forget_lost(tq *t, uint32_t idx)
 {
-	uint64_t mine = tq__st(TQ__K_LEASED, t->token);
+	uint64_t mine = t->st_leased;
 
 	for (uint32_t h = 0; h < TQ_HELD_MAX; h++) {
 		uint32_t e = tq__load_rlx(&t->proc->held[h]), i = e & 0x3fffffffu;

@@ -153,7 +153,7 @@ static void free_slot(tq *t, uint32_t idx, struct tq_recovery *rep)
 static void recover_slot(tq *t, uint64_t dead, uint32_t idx, struct tq_recovery *rep)
 {
 	struct tq__slot *s = tq__slot(t, idx);
-	uint64_t st = tq__load(&s->state), busy = tq__st(TQ__K_BUSY, t->token);
+	uint64_t st = tq__load(&s->state), busy = t->st_busy;
 	unsigned kind = tq__st_kind(st);
 	int hi;
 
@@ -203,7 +203,7 @@ static void recover_slot(tq *t, uint64_t dead, uint32_t idx, struct tq_recovery 
 	if (hi < 0)
 		return;
 	if (!tq__cas64(&s->state, st, kind == TQ__K_RESERVED || kind == TQ__K_FREEING ?
-			tq__st(TQ__K_FREEING, t->token) : busy)) {
+			t->st_freeing : busy)) {
 		tq__held_del(t, hi);
 		return;
 	}
@@ -320,7 +320,7 @@ static void expire_leases(tq *t, uint32_t p, uint64_t owner, uint64_t now,
 			return;
 		/* The worker's own finishing CAS races with this one: exactly
 		 * one wins, and the loser learns -ESTALE. */
-		if (tq__cas64(&s->state, leased, tq__st(TQ__K_BUSY, t->token))) {
+		if (tq__cas64(&s->state, leased, t->st_busy)) {
 			uint32_t q = tq__load_rlx(&s->queue), lv = tq__load_rlx(&s->level);
 
 			/* The one way a task can run twice: counted per queue. */
@@ -421,7 +421,7 @@ static void compact_dead(tq *t, uint32_t q)
 		hi = tq__held_add(t, tq__held(TQ__H_SLOT, idx));
 		if (hi < 0)
 			break;
-		if (tq__cas64(&tq__slot(t, idx)->state, st, tq__st(TQ__K_BUSY, t->token)) &&
+		if (tq__cas64(&tq__slot(t, idx)->state, st, t->st_busy) &&
 		    tq__ring_push(t, r, idx, TQ__K_DEAD) < 0) {
 			/* No chunk for it: it stays BUSY on our held list, for
 			 * recovery; should not happen, the cells it frees come
@@ -451,7 +451,7 @@ static void expire_results(tq *t, uint32_t q, uint64_t now)
 		hi = tq__held_add(t, tq__held(TQ__H_SLOT, idx));
 		if (hi < 0)
 			break;
-		if (tq__cas64(&s->state, st, tq__st(TQ__K_FREEING, t->token))) {
+		if (tq__cas64(&s->state, st, t->st_freeing)) {
 			tq__payload_drop(t, s);
 			tq__store(&s->state, tq__st(TQ__K_FREE, 0));
 			tq__slot_release(t, idx);

@@ -331,7 +331,7 @@ static int resolve(tq *t, uint32_t i, uint64_t now)
 		return -EAGAIN;
 	/* Reserved by a dead supervisor, filled: publish it (journaled
 	 * before, as any submit). */
-	if (!tq__cas64(&sl->state, st, tq__st(TQ__K_RESERVED, t->token)))
+	if (!tq__cas64(&sl->state, st, t->st_reserved))
 		return -EAGAIN;
 	if (tq__jnl_on(t))
 		jp_ok = tq__jnl_image_begin(t, tq__load_rlx(&sl->len), &jp) == 0;

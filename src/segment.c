@@ -258,6 +258,14 @@ static int handle_new(tq **ret, uint8_t *base, uint64_t size, const struct tq__l
 	t->size = size;
 	t->hdr = (struct tq__hdr *)base;
 	t->lay = *lay;
+	t->slots = (struct tq__slot *)(base + lay->off_slots);
+	t->rings = (struct tq__ring *)(base + lay->off_rings);
+	t->chunks = (struct tq__chunk *)(base + lay->off_chunks);
+	t->cells = (uint64_t *)(base + lay->off_cells);
+	t->queues = (struct tq__queue *)(base + lay->off_queues);
+	t->ctrs = (struct tq__counters *)(base + lay->off_counters);
+	t->hists = (struct tq__hist *)(base + lay->off_hist);
+	t->slot_bits = (uint64_t *)(base + lay->off_slot_bits);
 	t->wrr = calloc((size_t)lay->queues * lay->levels, sizeof(int64_t));
 	if (!t->wrr) {
 		free(t);

@@ -80,7 +80,7 @@ int tq__slot_refill(tq *t)
 		}
 		/* A clear bit on a slot that is not FREE is left set
 		 * for the supervisor's sweep. */
-		if (!tq__cas64(&s->state, 0, tq__st(TQ__K_RESERVED, t->token))) {
+		if (!tq__cas64(&s->state, 0, t->st_reserved)) {
 			tq__held_del(t, h);
 			continue;
 		}

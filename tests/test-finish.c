@@ -399,6 +399,104 @@ static void test_stale(void)
 	CHECK_RET(tq_unlink(name), 0);
 }
 
+/* The record of this process's only handle, t's, in tq_procs(). */
+static struct tq_proc_info my_proc(tq *t)
+{
+	struct tq_proc_info pi[16];
+	unsigned cur = 0;
+	int n = CHECK_OK(tq_procs(t, pi, 16, &cur));
+
+	for (int i = 0; i < n; i++)
+		if (pi[i].pid == getpid())
+			return pi[i];
+	CHECK(!"no process record of this process");
+	return pi[0];
+}
+
+/* tq_ack_batch: each ID on its own, errors per ID, the same counters,
+ * gauges and process figures as tq_ack() would leave, and bad arguments
+ * ack nothing. */
+static void test_ack_batch(void)
+{
+	char name[TQ_NAME_MAX + 1];
+	struct tq_config c = tqt_small_config();
+	tq *t = tqt_create(name, &c);
+	int q = CHECK_OK(tq_queue_declare(t, "b", NULL));
+	struct tq_task tasks[8], other;
+	struct tq_lease_opts all = { .timeout_ms = 0 };
+	struct tq_segment_info si;
+	struct tq_stats st;
+	uint64_t ids[12], pending;
+	int errs[12];
+
+	for (int i = 0; i < 8; i++)
+		CHECK_RET(tq_submit(t, q, "b", 1, NULL, NULL), 0);
+	CHECK_RET(tq_lease(t, &all, tasks, 8), 8);
+	CHECK_EQU(my_proc(t).leased_now, 8);
+
+	/* Bad arguments: nothing acked, the tasks still leased. */
+	CHECK_ERR(tq_ack_batch(NULL, ids, 1, NULL), -EINVAL);
+	CHECK_ERR(tq_ack_batch(t, NULL, 1, NULL), -EINVAL);
+	CHECK_ERR(tq_ack_batch(t, ids, 0, NULL), -EINVAL);
+	CHECK_ERR(tq_ack_batch(t, ids, TQ_BATCH_MAX + 1, NULL), -EINVAL);
+	CHECK_EQ(state_of(t, tasks[0].id), TQ_STATE_LEASED);
+
+	/* Four acked; an unknown ID, a pending task, a task twice and a task
+	 * leased by another handle fail on their own. */
+	tq *u = tqt_attach(name);
+	CHECK_RET(tq_submit(u, q, "o", 1, NULL, NULL), 0);
+	CHECK_RET(tq_lease(u, &all, &other, 1), 1);
+	CHECK_RET(tq_submit(t, q, "p", 1, NULL, &pending), 0);
+	ids[0] = tasks[0].id;
+	ids[1] = tasks[1].id ^ (1ull << 40);    /* another generation: unknown */
+	ids[2] = tasks[1].id;
+	ids[3] = pending;
+	ids[4] = tasks[2].id;
+	ids[5] = tasks[2].id;                   /* acked just before: gone */
+	ids[6] = other.id;
+	ids[7] = tasks[3].id;
+	memset(errs, 0x55, sizeof(errs));
+	CHECK_RET(tq_ack_batch(t, ids, 8, errs), 4);
+	CHECK_RET(errs[0], 0);
+	CHECK_RET(errs[1], -ENOENT);
+	CHECK_RET(errs[2], 0);
+	CHECK_RET(errs[3], -ESTALE);
+	CHECK_RET(errs[4], 0);
+	CHECK_RET(errs[5], -ENOENT);
+	CHECK_RET(errs[6], -ESTALE);
+	CHECK_RET(errs[7], 0);
+	CHECK(tq_last_error(t)[0] != 0);
+	CHECK_EQ(errs[8], 0x55555555);          /* past n: untouched */
+	for (int i = 0; i < 4; i++)
+		CHECK_ERR(tq_get(t, tasks[i].id, &(struct tq_info){ 0 }), -ENOENT);
+	CHECK_EQ(state_of(t, other.id), TQ_STATE_LEASED);
+	CHECK_EQ(state_of(t, pending), TQ_STATE_PENDING);
+	CHECK_RET(tq_ack(u, other.id, NULL, 0), 0);
+	tq_detach(u);
+	CHECK_EQU(my_proc(t).leased_now, 4);
+
+	/* The rest, without errs; then the books balance. */
+	for (int i = 0; i < 4; i++)
+		ids[i] = tasks[4 + i].id;
+	CHECK_RET(tq_ack_batch(t, ids, 4, NULL), 4);
+	CHECK_RET(tq_ack_batch(t, ids, 4, NULL), 0);
+	struct tq_proc_info pi = my_proc(t);
+	CHECK_EQU(pi.leased_now, 0);
+	CHECK_EQU(pi.done, 8);
+	CHECK_EQU(pi.leased, 8);
+	CHECK_RET(tq_stats(t, q, -1, &st), 0);
+	CHECK_EQU(st.acked, 9);
+	CHECK_EQU(st.leased_now, 0);
+	CHECK_EQU(st.depth, 1);
+	struct tq_histogram h;
+	CHECK_RET(tq_histogram(t, q, -1, TQ_HIST_RUN, &h), 0);
+	CHECK_EQU(h.count, 9);
+	CHECK_RET(tq_segment_info(t, &si), 0);
+	CHECK_EQU(si.tasks_held, 1);
+	tq_detach(t);
+	CHECK_RET(tq_unlink(name), 0);
+}
+
 static void test_unknown_ids(void)
 {
 	char name[TQ_NAME_MAX + 1];
@@ -561,6 +659,7 @@ int main(void)
 	test_fail_release();
 	test_extend();
 	test_stale();
+	test_ack_batch();
 	test_unknown_ids();
 	test_retry_backoff();
 	test_result_ttl();

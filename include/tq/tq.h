@@ -295,6 +295,16 @@ TQ_API int tq_lease(tq *t, const struct tq_lease_opts *opts, struct tq_task *out
  */
 TQ_API int tq_ack(tq *t, uint64_t id, const void *result, size_t result_len);
 
+/**
+ * Ack the n (1..TQ_BATCH_MAX) leased tasks ids[] without results, as n
+ * calls of tq_ack(t, ids[i], NULL, 0) would, for less per task. Each ID
+ * is acked or not on its own: with errs, errs[i] gets 0 or what tq_ack()
+ * would have returned for ids[i] (-ENOENT, -ESTALE), and tq_last_error()
+ * tells of the last that failed. Returns how many were acked; -EINVAL for
+ * a bad argument (then none is).
+ */
+TQ_API int tq_ack_batch(tq *t, const uint64_t *ids, unsigned n, int *errs);
+
 /** Fail this attempt: back to ready (at the tail of its level, after the
  * queue's retry backoff if it has one: TQ_STATE_DELAYED meanwhile) while
  * attempts remain, else to the queue's dead letters. Returns 0 when
