@@ -17,7 +17,7 @@
  * had claimed BUSY on its held list (for recovery) and the rest in the
  * bucket, drained one turn (256 ms) later.
  */
-#include "handle.h"
+#include "ring.h"
 
 #define FAR TQ__WHEEL
 

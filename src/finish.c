@@ -12,46 +12,72 @@
  * reached, so a worker dying half-way leaves a BUSY slot that recovery
  * finds (docs/protocols.md, "finish").
  */
-#include "handle.h"
+#include "ring.h"
 
-/* Find a task this handle leases; -ENOENT or -ESTALE otherwise. */
-static int leased(tq *t, uint64_t id, uint32_t *idx, int *hi)
+/* Why task id is not one this handle leases: -ENOENT or -ESTALE. */
+static int __attribute__((noinline)) not_leased(tq *t, uint64_t id)
 {
-	struct tq__slot *s;
-	uint32_t h;
+	uint32_t idx;
 	int e;
 
-	e = tq__slot_lookup(t, id, idx);
+	e = tq__slot_lookup(t, id, &idx);
 	if (e < 0)
 		return e;
-	s = tq__slot(t, *idx);
-	if (tq__load(&s->state) == t->st_leased) {
-		/* Ours: the slot names our held entry (we wrote it when we
-		 * leased it, and only the lessee writes it). */
-		h = tq__load_rlx(&s->held);
-		if (h < TQ_HELD_MAX && t->held_lease[h] &&
-		    tq__load_rlx(&t->proc->held[h]) == tq__held(TQ__H_SLOT, *idx)) {
-			*hi = (int)h;
-			return 0;
-		}
-	}
 	/* Not ours (any more): if we had leased it, the lease was taken back
 	 * (expired); forget our record of it. */
-	tq__held_forget_lost(t, *idx);
-	if (tq__st_kind(tq__load(&s->state)) == TQ__K_FREE)
+	tq__held_forget_lost(t, idx);
+	if (tq__st_kind(tq__load(&tq__slot(t, idx)->state)) == TQ__K_FREE)
 		return tq__fail(t, -ENOENT, "task %llu: finished and gone", (unsigned long long)id);
 	return tq__fail(t, -ESTALE, "task %llu is not leased by this handle (lease lost?)",
 			(unsigned long long)id);
 }
 
+/* Find a task this handle leases; -ENOENT or -ESTALE otherwise. */
+static inline int leased(tq *t, uint64_t id, uint32_t *idx, int *hi)
+{
+	uint32_t i = (uint32_t)id, gen = (uint32_t)(id >> 32), h;
+	struct tq__slot *s;
+
+	/* Generations run from 1 to 0xfffffffe. */
+	if (__builtin_expect(i < t->lay.capacity && gen - 1u < 0xfffffffeu, 1)) {
+		s = tq__slot(t, i);
+		if (__builtin_expect(tq__load(&s->gen) == gen && tq__load(&s->state) == t->st_leased,
+				     1)) {
+			/* Ours: the slot names our held entry (we wrote it
+			 * when we leased it, and only the lessee writes it). */
+			h = tq__load_rlx(&s->held);
+			if (__builtin_expect(h < TQ_HELD_MAX && t->held_lease[h] &&
+					     tq__load_rlx(&t->proc->held[h]) ==
+						     tq__held(TQ__H_SLOT, i), 1)) {
+				*idx = i;
+				*hi = (int)h;
+				return 0;
+			}
+		}
+	}
+	*idx = TQ__NIL;
+	*hi = -1;
+	return not_leased(t, id);
+}
+
+static int __attribute__((noinline)) bad_place(tq *t, uint32_t q, uint32_t lv)
+{
+	return tq__fail(t, -EPROTO, "slot names queue %u level %u, out of range", q, lv);
+}
+
 /* The (queue, level) a slot this handle owns says it belongs to. */
-static int slot_place(tq *t, struct tq__slot *s, uint32_t *q, uint32_t *lv)
+static inline int slot_place(tq *t, struct tq__slot *s, uint32_t *q, uint32_t *lv)
 {
 	*q = tq__load_rlx(&s->queue);
 	*lv = tq__load_rlx(&s->level);
-	if (*q >= t->lay.queues || *lv >= t->lay.levels)
-		return tq__fail(t, -EPROTO, "slot names queue %u level %u, out of range", *q, *lv);
+	if (__builtin_expect(*q >= t->lay.queues || *lv >= t->lay.levels, 0))
+		return bad_place(t, *q, *lv);
 	return 0;
+}
+
+static int __attribute__((noinline)) lease_lost(tq *t, uint64_t id)
+{
+	return tq__fail(t, -ESTALE, "task %llu: lease lost", (unsigned long long)id);
 }
 
 static bool grab(tq *t, uint32_t idx)
@@ -91,14 +117,10 @@ static void leases_ended(tq *t)
 }
 
 /* A task leaves its queue for good (acked, dead-lettered, cancelled). */
-void tq__queue_leave(tq *t, uint32_t q)
+void tq__queue_leave_counted(tq *t, uint32_t q)
 {
-	struct tq__queue *qu = tq__queue(t, q);
-
-	if (tq__load_rlx(&qu->max_length)) {
-		tq__add(&qu->count, (uint64_t)-1);
-		tq__wake_space(t);
-	}
+	tq__add(&tq__queue(t, q)->count, (uint64_t)-1);
+	tq__wake_space(t);
 }
 
 int tq__publish_ready(tq *t, uint32_t idx, uint32_t q, uint32_t lv)
@@ -121,7 +143,7 @@ int tq__publish_ready(tq *t, uint32_t idx, uint32_t q, uint32_t lv)
  * takes the slot from leased to freeing; its bit stays set until released,
  * so nobody reuses it meanwhile.
  */
-static int ack_free(tq *t, uint64_t id, uint32_t idx, int hi, uint64_t now)
+static inline int ack_free(tq *t, uint64_t id, uint32_t idx, int hi, uint64_t now)
 {
 	struct tq__slot *s = tq__slot(t, idx);
 	uint32_t q, lv;
@@ -130,8 +152,8 @@ static int ack_free(tq *t, uint64_t id, uint32_t idx, int hi, uint64_t now)
 	e = slot_place(t, s, &q, &lv);
 	if (e < 0)
 		return e;
-	if (!tq__cas64(&s->state, t->st_leased, t->st_freeing))
-		return tq__fail(t, -ESTALE, "task %llu: lease lost", (unsigned long long)id);
+	if (__builtin_expect(!tq__cas64(&s->state, t->st_leased, t->st_freeing), 0))
+		return lease_lost(t, id);
 	tq__payload_drop(t, s);
 	tq__store(&s->state, tq__st(TQ__K_FREE, 0));
 	tq__slot_release(t, idx);

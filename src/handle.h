@@ -188,10 +188,8 @@ static inline uint64_t tq__now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-/* ring.c: chunked claim-on-slot rings. */
+/* ring.c: chunked claim-on-slot rings (push and pop: ring.h). */
 int tq__ring_init(tq *t, uint32_t r);
-int tq__ring_push(tq *t, uint32_t r, uint32_t idx, unsigned kind);
-int tq__ring_pop(tq *t, uint32_t r, unsigned kind, uint64_t new_state, int hi, uint32_t *idx);
 bool tq__ring_maybe_ready(tq *t, uint32_t r);
 uint64_t tq__ring_wpos(tq *t, uint32_t r);
 uint64_t tq__ring_len(tq *t, uint32_t r);
@@ -275,8 +273,31 @@ static inline int tq__slot_get(tq *t, uint32_t *idx, int *hi)
 	return 0;
 }
 void tq__slot_free(tq *t, uint32_t idx);
-void tq__slot_release(tq *t, uint32_t idx);
 void tq__slot_flush(tq *t);
+
+/* Give back a slot already in state FREE. Its bit is cleared by the next
+ * flush: one atomic AND for up to 16 slots of one bitmap word. Until then
+ * the slot is FREE with its bit set, which nobody can allocate; the
+ * pending frees are recorded in the process record, so that recovery
+ * returns them if this handle dies (docs/protocols.md, "free pool"). */
+static inline void tq__slot_release(tq *t, uint32_t idx)
+{
+	uint32_t w = idx / 64u;
+
+	if (t->free_mask && w != t->free_word)
+		tq__slot_flush(t);
+	if (!t->free_mask) {
+		t->free_word = w;
+		tq__store_rlx(&t->proc->free_word, w);
+	}
+	t->free_mask |= 1ull << (idx % 64u);
+	tq__store(&t->proc->free_mask, t->free_mask);
+	t->free_count++;
+	tq__store_rlx(&t->proc->cached, t->ncache + t->free_count);
+	/* Flush at once while a producer waits for room. */
+	if (t->free_count >= 16 || tq__load_rlx(&t->hdr->space.count))
+		tq__slot_flush(t);
+}
 int tq__slot_lookup_fail(tq *t, uint64_t id);
 
 /* The slot of task ID id, if that ID is its current one. */
@@ -350,6 +371,14 @@ int64_t tq__delay_next_ns(tq *t);
 
 /* finish.c helpers used by inspect.c */
 int tq__publish_ready(tq *t, uint32_t idx, uint32_t q, uint32_t lv);
-void tq__queue_leave(tq *t, uint32_t q);
+void tq__queue_leave_counted(tq *t, uint32_t q);
+
+/* A task leaves its queue for good (acked, dead-lettered, cancelled): its
+ * queue counts it if it has a max_length. */
+static inline void tq__queue_leave(tq *t, uint32_t q)
+{
+	if (tq__load_rlx(&tq__queue(t, q)->max_length))
+		tq__queue_leave_counted(t, q);
+}
 
 #endif /* TQ_HANDLE_H */

@@ -13,7 +13,7 @@
  */
 #include <string.h>
 
-#include "handle.h"
+#include "ring.h"
 
 #define TRIES 1000
 

@@ -21,7 +21,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "handle.h"
+#include "ring.h"
 
 /* ------------------------------------------------------------------------
  * Scanning one file.

@@ -302,8 +302,10 @@ static inline unsigned tq__hist_bucket(uint64_t v)
 
 	if (v < 4)
 		return (unsigned)v;
+	/* The top three bits of v, 4..7, pick the quarter: bucket
+	 * 4 * (e - 1) + (top - 4). */
 	e = 63u - (unsigned)__builtin_clzll(v);
-	b = 4u * (e - 1u) + (unsigned)((v >> (e - 2u)) & 3u);
+	b = 4u * e + (unsigned)(v >> (e - 2u)) - 8u;
 	return b < TQ_HIST_BUCKETS ? b : TQ_HIST_BUCKETS - 1;
 }
 

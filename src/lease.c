@@ -8,7 +8,7 @@
  */
 #include <string.h>
 
-#include "handle.h"
+#include "ring.h"
 
 #define SPIN_NS      20000       /* spin at most this long before sleeping */
 #define POLL_NS      1000        /* while spinning, look this often */

@@ -16,7 +16,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "handle.h"
+#include "ring.h"
 
 #define PUBLISHED_WALK_MAX 1000000u
 

@@ -31,13 +31,12 @@
  * Every index read from the segment is checked; every loop is bounded and
  * ends in -EAGAIN (nothing done) or -EPROTO (corruption).
  */
-#include "handle.h"
+#include "ring.h"
 
 #define GEN(x)     ((uint32_t)((x) >> 32))
 #define LOW(x)     ((uint32_t)(x))
 #define PAIR(g, i) (((uint64_t)(g) << 32) | (uint32_t)(i))
 #define TRIES      (1 << 16)
-#define POP_AHEAD  8          /* tq__ring_pop() prefetches this far ahead */
 
 static int chunk_alloc(tq *t, uint64_t base, uint32_t *out, int *out_hi)
 {
@@ -151,8 +150,8 @@ void tq__ring_mark_chunks(tq *t, uint32_t r, uint64_t *bits)
 	}
 }
 
-static int __attribute__((noinline)) push_slow(tq *t, uint32_t r, uint32_t idx, unsigned kind,
-						  uint64_t prev)
+/* tq__ring_push() (ring.h) when the common case does not hold. */
+int tq__ring_push_slow(tq *t, uint32_t r, uint32_t idx, unsigned kind, uint64_t prev)
 {
 	struct tq__ring *rg = tq__ring(t, r);
 	uint32_t nchunks = t->lay.nchunks;
@@ -241,48 +240,6 @@ static int __attribute__((noinline)) push_slow(tq *t, uint32_t r, uint32_t idx, 
 	return tq__fail(t, -EAGAIN, "ring %u: push did not settle", r);
 }
 
-/*
- * Publish slot idx at the tail of ring r as (kind @ r, position). The
- * common case, in line: the tail chunk is current and has room, and the
- * cell at wpos is empty. Everything else (a full chunk, a lagging tail, a
- * lost race, a corrupt index) goes the careful way, push_slow().
- */
-int tq__ring_push(tq *t, uint32_t r, uint32_t idx, unsigned kind)
-{
-	struct tq__ring *rg = tq__ring(t, r);
-	struct tq__slot *s = tq__slot(t, idx);
-	uint64_t prev = tq__load(&s->state);
-	uint64_t w = tq__load(&rg->wpos), tl = tq__load(&rg->tail), want, *cell;
-	uint32_t c = LOW(tl), g = GEN(tl);
-	struct tq__chunk *ch;
-	uint64_t base;
-
-	if (__builtin_expect(c >= t->lay.nchunks, 0))
-		return push_slow(t, r, idx, kind, prev);
-	ch = tq__chunk(t, c);
-	/* gen_next of a current tail chunk is (g, NIL); its base then says
-	 * whether wpos falls in it. */
-	if (tq__load(&ch->gen_next) != PAIR(g, TQ__NIL))
-		return push_slow(t, r, idx, kind, prev);
-	base = tq__load(&ch->base);
-	if (w - base >= TQ__CHUNK_CELLS)      /* also w < base: wraps */
-		return push_slow(t, r, idx, kind, prev);
-	cell = &tq__cells(t, c)[w - base];
-	want = tq__st_at(kind, r, w);
-	if (tq__load(cell) != PAIR(g, 0))
-		return push_slow(t, r, idx, kind, prev);
-	/* As in push_slow(): the state moves by CAS, never by a store. */
-	if (prev != want) {
-		if (!tq__cas64(&s->state, prev, want))
-			return 0;
-		prev = want;
-	}
-	if (!tq__cas64(cell, PAIR(g, 0), PAIR(g, idx + 1)))
-		return push_slow(t, r, idx, kind, prev);
-	tq__cas64(&rg->wpos, w, w + 1);
-	return 0;
-}
-
 /* Whether the cell at rpos holds something. Consumers never read wpos,
  * which stays in the producers' caches: the cell says the same (a cell is
  * full exactly when something was published at its position). Anything
@@ -314,8 +271,9 @@ uint64_t tq__ring_len(tq *t, uint32_t r)
 	return wp > rp ? wp - rp : 0;
 }
 
-static int __attribute__((noinline)) pop_slow(tq *t, uint32_t r, unsigned kind, uint64_t new_state,
-						 int hi, uint32_t *out)
+/* tq__ring_pop() (ring.h) when the common case does not hold. */
+int tq__ring_pop_slow(tq *t, uint32_t r, unsigned kind, uint64_t new_state, int hi,
+		      uint32_t *out)
 {
 	struct tq__ring *rg = tq__ring(t, r);
 	uint32_t nchunks = t->lay.nchunks;
@@ -374,57 +332,6 @@ static int __attribute__((noinline)) pop_slow(tq *t, uint32_t r, unsigned kind, 
 		tq__cas64(&rg->rpos, rp, rp + 1);
 	}
 	return -EAGAIN;
-}
-
-/*
- * Claim the entry at the head of ring r: its slot moves from (kind @ r,
- * rpos) to new_state by CAS, after held entry hi (if >= 0) names it. The
- * common cases in line: the head chunk is current, and the cell at rpos is
- * empty (-EAGAIN) or holds a live entry that the CAS takes. Everything else
- * (the end of a chunk, a stale entry, a lost race) goes to pop_slow().
- */
-int tq__ring_pop(tq *t, uint32_t r, unsigned kind, uint64_t new_state, int hi, uint32_t *out)
-{
-	struct tq__ring *rg = tq__ring(t, r);
-	uint64_t rp = tq__load(&rg->rpos), hd = tq__load(&rg->head), base, v, expect;
-	uint32_t c = LOW(hd), g = GEN(hd), idx;
-	struct tq__chunk *ch;
-	struct tq__slot *s;
-
-	if (__builtin_expect(c >= t->lay.nchunks, 0))
-		return pop_slow(t, r, kind, new_state, hi, out);
-	ch = tq__chunk(t, c);
-	if (GEN(tq__load(&ch->gen_next)) != g)
-		return pop_slow(t, r, kind, new_state, hi, out);
-	base = tq__load(&ch->base);
-	if (rp - base >= TQ__CHUNK_CELLS)     /* also rp < base: wraps */
-		return pop_slow(t, r, kind, new_state, hi, out);
-	v = tq__load(&tq__cells(t, c)[rp - base]);
-	if (v == PAIR(g, 0))
-		return -EAGAIN;                 /* nothing published at rpos */
-	idx = LOW(v) - 1;
-	if (GEN(v) != g || idx >= t->lay.capacity)
-		return pop_slow(t, r, kind, new_state, hi, out);
-	s = tq__slot(t, idx);
-	expect = tq__st_at(kind, r, rp);
-	if (tq__load(&s->state) != expect)
-		return pop_slow(t, r, kind, new_state, hi, out);
-	if (hi >= 0)
-		tq__held_set(t, hi, tq__held(TQ__H_SLOT, idx));
-	if (!tq__cas64(&s->state, expect, new_state))
-		return pop_slow(t, r, kind, new_state, hi, out);
-	tq__cas64(&rg->rpos, rp, rp + 1);
-	*out = idx;
-	/* Behind a deep queue the next slots were written long ago and
-	 * sit in memory, not in a cache: start fetching the one a few
-	 * entries ahead now, so that its claim does not wait for it. */
-	if (rp - base + POP_AHEAD < TQ__CHUNK_CELLS) {
-		uint64_t ahead = tq__load_rlx(&tq__cells(t, c)[rp - base + POP_AHEAD]);
-
-		if (GEN(ahead) == g && LOW(ahead) - 1 < t->lay.capacity)
-			tq__slot_prefetch(t, LOW(ahead) - 1);
-	}
-	return 0;
 }
 
 /* Advance rpos over stale cells at the head of ring r: cells whose slot is

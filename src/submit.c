@@ -13,7 +13,7 @@
  */
 #include <string.h>
 
-#include "handle.h"
+#include "ring.h"
 
 #define SPACE_NAP_MS 100
 
@@ -111,10 +111,9 @@ static void slot_unget(tq *t, uint32_t idx, int hi)
 	tq__store_rlx(&t->proc->cached, t->ncache + t->free_count);
 }
 
-/* Clear the bits of the slots freed since the last flush: one atomic AND
- * for up to 16 slots of one bitmap word. Until then the slots are FREE with
- * their bits set, which nobody can allocate; a handle that dies here leaves
- * them to the supervisor's sweep (docs/protocols.md, "free pool"). */
+/* Clear the bits of the slots freed since the last flush (handle.h,
+ * tq__slot_release()); a handle that dies here leaves them to the
+ * supervisor's sweep (docs/protocols.md, "free pool"). */
 void tq__slot_flush(tq *t)
 {
 	if (!t->free_mask)
@@ -127,24 +126,6 @@ void tq__slot_flush(tq *t)
 	t->free_count = 0;
 	tq__store_rlx(&t->proc->cached, t->ncache);
 	tq__wake_space(t);
-}
-
-/* Give back a slot already in state FREE. */
-void tq__slot_release(tq *t, uint32_t idx)
-{
-	uint32_t w = idx / 64u;
-
-	if (t->free_mask && w != t->free_word)
-		tq__slot_flush(t);
-	t->free_word = w;
-	t->free_mask |= 1ull << (idx % 64u);
-	/* Recorded, so that recovery returns them if this handle dies. */
-	tq__store_rlx(&t->proc->free_word, w);
-	tq__store(&t->proc->free_mask, t->free_mask);
-	tq__store_rlx(&t->proc->cached, t->ncache + t->free_count + 1);
-	/* Flush at once while a producer waits for room. */
-	if (++t->free_count >= 16 || tq__load_rlx(&t->hdr->space.count))
-		tq__slot_flush(t);
 }
 
 /* Free a slot off the hot path (cancel, forget, detach): at once. */
