@@ -215,6 +215,35 @@ uint64_t tq__mono_ns(void);
 int tq__payload_store(tq *t, struct tq__slot *s, const void *data, uint32_t len);
 void tq__payload_drop_block(tq *t, struct tq__slot *s);
 
+/* Copy an inline payload (n <= TQ__INLINE_MAX bytes) into a slot with a few
+ * overlapping fixed-size moves, cheaper than a call or a rep movs for
+ * sizes this small. */
+static inline void tq__copy_inline(uint8_t *d, const void *src, uint32_t n)
+{
+	const uint8_t *s = src;
+
+	_Static_assert(TQ__INLINE_MAX <= 96, "three moves of 32 cover it");
+	if (n >= 32) {
+		__builtin_memcpy(d, s, 32);
+		if (n > 64)
+			__builtin_memcpy(d + 32, s + 32, 32);
+		__builtin_memcpy(d + n - 32, s + n - 32, 32);
+	} else if (n >= 16) {
+		__builtin_memcpy(d, s, 16);
+		__builtin_memcpy(d + n - 16, s + n - 16, 16);
+	} else if (n >= 8) {
+		__builtin_memcpy(d, s, 8);
+		__builtin_memcpy(d + n - 8, s + n - 8, 8);
+	} else if (n >= 4) {
+		__builtin_memcpy(d, s, 4);
+		__builtin_memcpy(d + n - 4, s + n - 4, 4);
+	} else if (n) {
+		d[0] = s[0];
+		d[n / 2] = s[n / 2];
+		d[n - 1] = s[n - 1];
+	}
+}
+
 /* Forget the slot's bytes, giving back the arena block if it has one. */
 static inline void tq__payload_drop(tq *t, struct tq__slot *s)
 {

@@ -167,6 +167,7 @@ struct submit_ctx {
 	tq *t;
 	uint32_t q;
 	struct tq__queue *qu;
+	struct tq__counters *ctr; /* queue q's counters at level 0, this handle's stripe */
 	uint32_t max_length;
 	uint32_t max_attempts;
 	uint32_t lease_ms;
@@ -175,16 +176,21 @@ struct submit_ctx {
 	uint64_t *announce;      /* if set, gets the ID before the task is published */
 };
 
-/* Accept one task; -EAGAIN when there is no room right now. */
-static int submit_one(struct submit_ctx *c, const void *payload, uint32_t len, uint32_t level,
-		      uint32_t type, uint64_t *id, bool *ready)
+/*
+ * Accept one task: 0 when it is ready, 1 when it went to the delay wheel,
+ * -EAGAIN when there is no room right now. The caller writes the handle's
+ * figures to its process record (submit_done()).
+ */
+static inline __attribute__((always_inline)) int
+submit_one(struct submit_ctx *c, const void *payload, uint32_t len, uint32_t level, uint32_t type,
+	   uint64_t *id)
 {
 	tq *t = c->t;
 	struct tq__slot *s;
 	uint32_t idx;
 	int hi, e;
 
-	if (c->max_length) {
+	if (__builtin_expect(c->max_length != 0, 0)) {
 		if (tq__add(&c->qu->count, 1) > c->max_length) {
 			tq__add(&c->qu->count, (uint64_t)-1);
 			return tq__fail(t, -EAGAIN, "queue %u holds its max_length of %u tasks", c->q,
@@ -201,8 +207,7 @@ static int submit_one(struct submit_ctx *c, const void *payload, uint32_t len, u
 	*id = ((uint64_t)tq__load_rlx(&s->gen) << 32) | idx;
 	if (len <= TQ__INLINE_MAX) {
 		/* Inline, the common case, without the call. */
-		if (len)
-			memcpy(s->data, payload, len);
+		tq__copy_inline(s->data, payload, len);
 		tq__store_rlx(&s->block, 0);
 		tq__store_rlx(&s->len, len);
 	} else if ((e = tq__payload_store(t, s, payload, len)) < 0) {
@@ -215,30 +220,30 @@ static int submit_one(struct submit_ctx *c, const void *payload, uint32_t len, u
 	tq__store_rlx(&s->max_attempts, (uint8_t)c->max_attempts);
 	tq__store_rlx(&s->lease_ms, c->lease_ms);
 	tq__store_rlx(&s->submitted_ns, c->now);
-	tq__store_rlx(&s->due_ns, c->not_before);
-	if (c->announce)
+	if (__builtin_expect(c->announce != NULL, 0))
 		tq__store(c->announce, *id);
 	e = 1;
-	*ready = true;
-	if (c->not_before > c->now) {
-		e = tq__delay_push(t, idx, c->not_before);
-		*ready = e == 1;
+	if (__builtin_expect(c->not_before > c->now, 0)) {
+		tq__store_rlx(&s->due_ns, c->not_before);
+		e = tq__delay_push(t, idx, c->not_before);   /* 1: due already */
 	}
 	if (e == 1) {
 		tq__store_rlx(&s->due_ns, TQ__NO_DUE);
 		e = tq__ring_push(t, tq__ring_ready(&t->lay, c->q, level), idx, TQ__K_READY);
+	} else if (e == 0) {
+		e = 1;
 	}
-	if (e < 0) {
+	if (__builtin_expect(e < 0, 0)) {
 		tq__payload_drop(t, s);
 		goto undo_slot;
 	}
 	/* Accepted: the task belongs to its ring now. */
 	tq__held_del(t, hi);
-	tq__count(t, c->q, level, TQ__C_SUBMITTED, 1);
-	tq__store_rlx(&t->proc->n_submitted, ++t->n_submitted);
-	if (!*ready)
-		tq__count(t, c->q, level, TQ__C_SUB_DELAYED, 1);
-	return 0;
+	tq__add_rlx(&c->ctr[level * TQ__STRIPES].c[TQ__C_SUBMITTED], 1);
+	t->n_submitted++;
+	if (e == 1)
+		tq__add_rlx(&c->ctr[level * TQ__STRIPES].c[TQ__C_SUB_DELAYED], 1);
+	return e;
 
 undo_slot:
 	slot_unget(t, idx, hi);
@@ -318,11 +323,18 @@ static void jsub_close(tq *t, struct jsub *j)
 	j->rec = NULL;
 }
 
+/* The handle's figure in its process record (tq_procs()), once per call. */
+static void submit_done(tq *t)
+{
+	tq__store_rlx(&t->proc->n_submitted, t->n_submitted);
+}
+
 static void ctx_init(struct submit_ctx *c, tq *t, uint32_t q, const struct tq_submit_opts *opts)
 {
 	c->t = t;
 	c->q = q;
 	c->qu = tq__queue(t, q);
+	c->ctr = tq__ctr(t, q, 0, t->stripe);
 	c->max_length = tq__load_rlx(&c->qu->max_length);
 	c->max_attempts = opts->max_attempts ? opts->max_attempts : tq__load_rlx(&c->qu->max_attempts);
 	if (c->max_attempts < 1 || c->max_attempts > TQ_ATTEMPTS_MAX)
@@ -348,7 +360,6 @@ int tq__submit_announced(tq *t, uint32_t q, const void *payload, uint32_t len, u
 	struct tq_task_spec spec;
 	struct submit_ctx c;
 	struct jsub j;
-	bool ready = false;
 	int e;
 
 	memset(&opts, 0, sizeof(opts));
@@ -364,15 +375,18 @@ int tq__submit_announced(tq *t, uint32_t q, const void *payload, uint32_t len, u
 	j.rec = NULL;
 	if (t->jon && (e = jsub_open(t, &j, &spec, 0, 1)) < 0)
 		return e;
-	e = submit_one(&c, payload, len, level, type, id, &ready);
+	e = submit_one(&c, payload, len, level, type, id);
 	if (j.rec) {
-		if (e == 0)
+		if (e >= 0)
 			jsub_add(&j, &c, *id, payload, len, level, type);
 		jsub_close(t, &j);
 	}
-	if (e == 0 && ready)
+	if (e < 0)
+		return e;
+	submit_done(t);
+	if (e == 0)
 		tq__wake_ready(t, q, 1);
-	return e;
+	return 0;
 }
 
 static int check_opts(tq *t, const struct tq_submit_opts *opts)
@@ -422,29 +436,46 @@ int tq_submit_batch(tq *t, int q, const struct tq_task_spec *specs, unsigned n,
 	if (!specs || n < 1 || n > TQ_BATCH_MAX)
 		return tq__fail(t, -EINVAL, "a batch holds 1..%u tasks, not %u", TQ_BATCH_MAX, n);
 	e = check_opts(t, opts);
-	for (unsigned i = 0; e == 0 && i < n; i++)
-		e = check_spec(t, i, specs[i].payload, specs[i].len, specs[i].level, specs[i].type);
 	if (e < 0)
 		return e;
+	for (unsigned i = 0; i < n; i++) {
+		const struct tq_task_spec *sp = &specs[i];
+
+		if (__builtin_expect(sp->len > t->lay.max_payload || (sp->len && !sp->payload) ||
+				     sp->level >= t->lay.levels || sp->type > TQ_TYPE_MAX, 0))
+			return check_spec(t, i, sp->payload, sp->len, sp->level, sp->type);
+	}
 
 	ctx_init(&c, t, (uint32_t)q, opts);
 	deadline = opts->timeout_ms ? tq__deadline(opts->timeout_ms) : 0;
 	j.rec = NULL;
 
+	/* Without a journal, the common case: all in one go. */
+	while (!t->jon && accepted < n) {
+		const struct tq_task_spec *sp = &specs[accepted];
+		uint64_t id = 0;
+
+		e = submit_one(&c, sp->payload, sp->len, sp->level, sp->type, &id);
+		if (e < 0)
+			break;
+		if (ids)
+			ids[accepted] = id;
+		accepted++;
+		ready += e == 0;
+	}
 	while (accepted < n) {
 		const struct tq_task_spec *sp = &specs[accepted];
 		uint64_t id = 0;
-		bool is_ready = false;
 		uint32_t seq;
 
 		if (t->jon && !j.rec && (e = jsub_open(t, &j, specs, accepted, n)) < 0)
 			break;
-		e = submit_one(&c, sp->payload, sp->len, sp->level, sp->type, &id, &is_ready);
-		if (e == 0) {
+		e = submit_one(&c, sp->payload, sp->len, sp->level, sp->type, &id);
+		if (e >= 0) {
 			if (ids)
 				ids[accepted] = id;
 			accepted++;
-			ready += is_ready;
+			ready += e == 0;
 			if (j.rec) {
 				jsub_add(&j, &c, id, sp->payload, sp->len, sp->level, sp->type);
 				if (j.n == j.cap)
@@ -467,15 +498,16 @@ int tq_submit_batch(tq *t, int q, const struct tq_task_spec *specs, unsigned n,
 		if (t->jon)
 			e = jsub_open(t, &j, specs, accepted, n);
 		if (e == 0)
-			e = submit_one(&c, sp->payload, sp->len, sp->level, sp->type, &id, &is_ready);
+			e = submit_one(&c, sp->payload, sp->len, sp->level, sp->type, &id);
 		if (e == -EAGAIN) {
 			jsub_close(t, &j);
 			e = nap_for_space(t, seq, deadline);
-		} else if (e == 0) {
+		} else if (e >= 0) {
 			if (ids)
 				ids[accepted] = id;
 			accepted++;
-			ready += is_ready;
+			ready += e == 0;
+			e = 0;
 			if (j.rec) {
 				jsub_add(&j, &c, id, sp->payload, sp->len, sp->level, sp->type);
 				if (j.n == j.cap)
@@ -495,6 +527,7 @@ int tq_submit_batch(tq *t, int q, const struct tq_task_spec *specs, unsigned n,
 		tq__wake_ready(t, c.q, ready);
 	if (!accepted)
 		return e;
+	submit_done(t);
 	if (t->jsync && (e = tq__jnl_sync_wait(t)) < 0)
 		return tq__fail(t, e, "%u tasks were queued but the journal flush failed: they "
 				"may not survive a power cut", accepted);
@@ -508,7 +541,6 @@ int tq_submit(tq *t, int q, const void *payload, size_t len, const struct tq_sub
 	struct tq_task_spec spec;
 	struct submit_ctx c;
 	uint64_t tmp;
-	bool ready;
 	int e;
 
 	if (!t)
@@ -535,13 +567,14 @@ int tq_submit(tq *t, int q, const void *payload, size_t len, const struct tq_sub
 	if (t->jon)
 		goto batch;
 	ctx_init(&c, t, (uint32_t)q, opts);
-	e = submit_one(&c, payload, (uint32_t)len, opts->level, opts->type, &tmp, &ready);
+	e = submit_one(&c, payload, (uint32_t)len, opts->level, opts->type, &tmp);
 	if (__builtin_expect(e < 0, 0)) {
 		if (e == -EAGAIN && opts->timeout_ms != 0)
 			goto batch;
 		return e;
 	}
-	if (ready)
+	submit_done(t);
+	if (e == 0)
 		tq__wake_ready(t, (uint32_t)q, 1);
 	if (id)
 		*id = tmp;
