@@ -39,7 +39,9 @@ static int take_from(struct lease_ctx *c, uint32_t q, uint32_t lv, struct tq_tas
 	uint64_t *leased = &tq__ctr(t, q, lv, t->stripe)->c[TQ__C_LEASED];
 	struct tq__hist *wait = tq__hist(t, q, lv, TQ_HIST_WAIT);
 	const uint64_t now = c->now, st = t->st_leased;
-	unsigned n = 0;
+	uint32_t run[TQ_BATCH_MAX];
+	int run_hi[TQ_BATCH_MAX];
+	unsigned n = 0, k = 0, nrun = 0;
 
 	while (n < max) {
 		struct tq_task *o = &out[n];
@@ -49,13 +51,24 @@ static int take_from(struct lease_ctx *c, uint32_t q, uint32_t lv, struct tq_tas
 		const void *p;
 		int hi, e;
 
-		hi = tq__held_reserve(t);
-		if (hi < 0)
-			return n ? (int)n : hi;
-		e = tq__ring_pop(t, r, TQ__K_READY, st, hi, &idx);
-		if (e < 0) {
-			tq__held_del(t, hi);
-			return n ? (int)n : e;
+		/* A run of the ring's cells in one go, else one the careful
+		 * way (the end of a chunk, a stale entry, a race). */
+		if (k == nrun && max - n > 1) {
+			nrun = tq__ring_pop_many(t, r, TQ__K_READY, st, run, run_hi, max - n);
+			k = 0;
+		}
+		if (k < nrun) {
+			idx = run[k];
+			hi = run_hi[k++];
+		} else {
+			hi = tq__held_reserve(t);
+			if (hi < 0)
+				return n ? (int)n : hi;
+			e = tq__ring_pop(t, r, TQ__K_READY, st, hi, &idx);
+			if (e < 0) {
+				tq__held_del(t, hi);
+				return n ? (int)n : e;
+			}
 		}
 		s = tq__slot(t, idx);
 		tq__store_rlx(&s->held, (uint16_t)hi);

@@ -334,6 +334,129 @@ int tq__ring_pop_slow(tq *t, uint32_t r, unsigned kind, uint64_t new_state, int 
 	return -EAGAIN;
 }
 
+/* Move position word *pos from `from` to `to` (> from), or as far as others
+ * have not moved it already: every cell in between was committed by the
+ * caller, so any step over them is a step the protocol allows (the same
+ * step a helper makes over a full cell at wpos, or a claimed one at rpos). */
+static void advance_to(uint64_t *pos, uint64_t from, uint64_t to)
+{
+	uint64_t cur = from;
+
+	while (cur < to && !__atomic_compare_exchange_n(pos, &cur, to, false, __ATOMIC_SEQ_CST,
+							 __ATOMIC_SEQ_CST))
+		;
+}
+
+/*
+ * Publish the slots idx[0..n) at the tail of ring r, in order, as one run
+ * of cells of the tail chunk: the tail, its chunk and wpos are read once,
+ * each task is still its own state CAS and cell CAS (the commit), and wpos
+ * moves once at the end (others help it over full cells meanwhile, as
+ * over any slow pusher's). Stops at the end of the chunk, at a cell taken
+ * by another pusher, or at anything unusual. Returns how many leading
+ * slots it published; the caller pushes the rest one by one, which sorts
+ * out whatever stopped this (a slot whose state was no longer its pusher's
+ * counts as published, as tq__ring_push() reports it).
+ */
+unsigned tq__ring_push_many(tq *t, uint32_t r, const uint32_t *idx, unsigned n, unsigned kind)
+{
+	struct tq__ring *rg = tq__ring(t, r);
+	uint64_t w = tq__load(&rg->wpos), tl = tq__load(&rg->tail), base, *cells;
+	uint32_t c = LOW(tl), g = GEN(tl);
+	struct tq__slot *slots = t->slots;
+	unsigned k = 0, done = 0;
+
+	if (c >= t->lay.nchunks || tq__load(&tq__chunk(t, c)->gen_next) != PAIR(g, TQ__NIL))
+		return 0;
+	base = tq__load(&tq__chunk(t, c)->base);
+	if (w - base >= TQ__CHUNK_CELLS)
+		return 0;
+	if (n > TQ__CHUNK_CELLS - (w - base))
+		n = (unsigned)(TQ__CHUNK_CELLS - (w - base));
+	cells = tq__cells(t, c) + (w - base);
+	for (; k < n; k++) {
+		struct tq__slot *s = &slots[idx[k]];
+		uint64_t prev = tq__load(&s->state), want = tq__st_at(kind, r, w + k);
+
+		if (tq__load(&cells[k]) != PAIR(g, 0))
+			break;
+		/* As in tq__ring_push(): the state moves by CAS, and a slot
+		 * that recovery took meanwhile is its to publish (done). */
+		if (prev != want && !tq__cas64(&s->state, prev, want)) {
+			done = 1;
+			break;
+		}
+		if (!tq__cas64(&cells[k], PAIR(g, 0), PAIR(g, idx[k] + 1)))
+			break;     /* its state says (r, w + k): the next push moves it */
+	}
+	if (k)
+		advance_to(&rg->wpos, w, w + k);
+	return k + done;
+}
+
+/*
+ * Claim up to max entries from the head of ring r, in order, as one run of
+ * cells of the head chunk: rpos, the head and its chunk are read once, each
+ * entry is still named by a held entry of its own (reserved here, its index
+ * in hi[]) before its own state CAS (the commit), and rpos moves once at
+ * the end (others help it over claimed cells meanwhile, as over any slow
+ * popper's). Stops at an empty cell, a stale entry, the end of the chunk,
+ * or anything unusual, never passing a live entry. Returns how many it
+ * claimed; the caller goes on one by one with tq__ring_pop().
+ */
+unsigned tq__ring_pop_many(tq *t, uint32_t r, unsigned kind, uint64_t new_state, uint32_t *out,
+			   int *hi, unsigned max)
+{
+	struct tq__ring *rg = tq__ring(t, r);
+	uint64_t rp = tq__load(&rg->rpos), hd = tq__load(&rg->head), base, *cells;
+	uint32_t c = LOW(hd), g = GEN(hd), cap = t->lay.capacity;
+	struct tq__slot *slots = t->slots;
+	uint32_t *held = t->proc->held;
+	unsigned k = 0;
+
+	if (c >= t->lay.nchunks || GEN(tq__load(&tq__chunk(t, c)->gen_next)) != g)
+		return 0;
+	base = tq__load(&tq__chunk(t, c)->base);
+	if (rp - base >= TQ__CHUNK_CELLS)
+		return 0;
+	if (max > TQ__CHUNK_CELLS - (rp - base))
+		max = (unsigned)(TQ__CHUNK_CELLS - (rp - base));
+	if (max > t->nheld_free)
+		max = t->nheld_free;
+	cells = tq__cells(t, c) + (rp - base);
+	for (; k < max; k++) {
+		uint64_t v = tq__load(&cells[k]), expect = tq__st_at(kind, r, rp + k);
+		uint32_t idx = LOW(v) - 1;
+		struct tq__slot *s;
+		uint16_t h;
+
+		if (GEN(v) != g || idx >= cap)
+			break;     /* empty (LOW 0 wraps past cap), or not this chunk's */
+		s = &slots[idx];
+		if (tq__load(&s->state) != expect)
+			break;
+		h = t->held_free[--t->nheld_free];
+		tq__store(&held[h], tq__held(TQ__H_SLOT, idx));
+		if (!tq__cas64(&s->state, expect, new_state)) {
+			tq__held_del(t, h);
+			break;
+		}
+		out[k] = idx;
+		hi[k] = h;
+	}
+	if (k) {
+		advance_to(&rg->rpos, rp, rp + k);
+		/* Start fetching the slots of the next run (ring.h says why). */
+		if (rp - base + k + TQ__POP_AHEAD < TQ__CHUNK_CELLS) {
+			uint64_t ahead = tq__load_rlx(&cells[k + TQ__POP_AHEAD]);
+
+			if (GEN(ahead) == g && LOW(ahead) - 1 < cap)
+				tq__slot_prefetch(t, LOW(ahead) - 1);
+		}
+	}
+	return k;
+}
+
 /* Advance rpos over stale cells at the head of ring r: cells whose slot is
  * no longer in the state (kind @ r, position) they published. Stops at the
  * first live entry, an empty cell, or after max cells. Used on rings nobody

@@ -19,6 +19,9 @@ static inline uint64_t tq__pair(uint32_t g, uint32_t i) { return ((uint64_t)g <<
 int tq__ring_push_slow(tq *t, uint32_t r, uint32_t idx, unsigned kind, uint64_t prev);
 int tq__ring_pop_slow(tq *t, uint32_t r, unsigned kind, uint64_t new_state, int hi,
 		      uint32_t *out);
+unsigned tq__ring_push_many(tq *t, uint32_t r, const uint32_t *idx, unsigned n, unsigned kind);
+unsigned tq__ring_pop_many(tq *t, uint32_t r, unsigned kind, uint64_t new_state, uint32_t *out,
+			   int *hi, unsigned max);
 
 /*
  * Publish slot idx at the tail of ring r as (kind @ r, position). The
@@ -26,7 +29,8 @@ int tq__ring_pop_slow(tq *t, uint32_t r, unsigned kind, uint64_t new_state, int 
  * is empty. Everything else (a full chunk, a lagging tail, a lost race, a
  * corrupt index) goes the careful way, tq__ring_push_slow().
  */
-static inline int tq__ring_push(tq *t, uint32_t r, uint32_t idx, unsigned kind)
+static inline __attribute__((always_inline)) int
+tq__ring_push(tq *t, uint32_t r, uint32_t idx, unsigned kind)
 {
 	struct tq__ring *rg = tq__ring(t, r);
 	struct tq__slot *s = tq__slot(t, idx);

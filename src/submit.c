@@ -69,19 +69,29 @@ int tq__slot_refill(tq *t)
 	 * wait for each miss in turn. */
 	for (unsigned i = 0; i < n; i++)
 		tq__slot_prefetch(t, got[i]);
-	for (unsigned i = 0; i < n; i++) {
-		struct tq__slot *s = tq__slot(t, got[i]);
-		uint32_t gen;
-		int h = tq__held_add(t, tq__held(TQ__H_SLOT, got[i]));
+	/* The handle's own fields in locals: every claim is a full barrier,
+	 * after which the compiler would read them again. */
+	struct tq__slot *slots = t->slots;
+	uint32_t *held = t->proc->held;
+	const uint64_t st = t->st_reserved;
+	unsigned nc = t->ncache, nfree = t->nheld_free;
 
-		if (h < 0) {
+	for (unsigned i = 0; i < n; i++) {
+		struct tq__slot *s = &slots[got[i]];
+		uint32_t gen;
+		uint16_t h;
+
+		if (!nfree) {
 			tq__pool_give(tq__slot_bits(t), got[i]);
 			continue;
 		}
+		h = t->held_free[--nfree];
+		tq__store(&held[h], tq__held(TQ__H_SLOT, got[i]));
 		/* A clear bit on a slot that is not FREE is left set
 		 * for the supervisor's sweep. */
-		if (!tq__cas64(&s->state, 0, t->st_reserved)) {
-			tq__held_del(t, h);
+		if (!tq__cas64(&s->state, 0, st)) {
+			tq__store(&held[h], 0);
+			t->held_free[nfree++] = h;
 			continue;
 		}
 		gen = tq__load_rlx(&s->gen) + 1;
@@ -89,17 +99,20 @@ int tq__slot_refill(tq *t)
 			/* Its IDs are used up: retire it, bit set forever,
 			 * so that no ID is ever given twice. */
 			tq__store(&s->state, tq__st(TQ__K_RETIRED, 0));
-			tq__held_del(t, h);
+			tq__store(&held[h], 0);
+			t->held_free[nfree++] = h;
 			continue;
 		}
 		tq__store(&s->gen, gen);
 		/* No payload yet: recovery must not free a stale block. */
 		tq__store_rlx(&s->len, 0);
-		t->cache[t->ncache] = got[i];
-		t->cache_hi[t->ncache] = (uint16_t)h;
-		t->ncache++;
+		t->cache[nc] = got[i];
+		t->cache_hi[nc] = h;
+		nc++;
 	}
-	return t->ncache ? 0 : -EAGAIN;
+	t->ncache = nc;
+	t->nheld_free = nfree;
+	return nc ? 0 : -EAGAIN;
 }
 
 /* Put a reserved slot that was not used back into the cache. */
@@ -176,6 +189,106 @@ struct submit_ctx {
 	uint64_t *announce;      /* if set, gets the ID before the task is published */
 };
 
+/* Give back what submit_fill() took: the slot, and the queue's count. */
+static int submit_undo(struct submit_ctx *c, uint32_t idx, int hi, uint32_t len, int e)
+{
+	tq *t = c->t;
+
+	if (idx != TQ__NIL)
+		slot_unget(t, idx, hi);
+	if (c->max_length)
+		tq__add(&c->qu->count, (uint64_t)-1);
+	if (e == -EAGAIN)
+		return tq__fail(t, -EAGAIN, "no free %s: the segment is full",
+				len > TQ__INLINE_MAX ? "slot or payload block" : "slot");
+	return e;
+}
+
+/*
+ * The first half of accepting a task: a reserved slot from the cache,
+ * filled, not yet published (*idx, held entry *hi). -EAGAIN when there is
+ * no room right now, with nothing taken.
+ */
+static inline __attribute__((always_inline)) int
+submit_fill(struct submit_ctx *c, const void *payload, uint32_t len, uint32_t level, uint32_t type,
+	    uint64_t *id, uint32_t *idx, int *hi)
+{
+	tq *t = c->t;
+	struct tq__slot *s;
+	int e;
+
+	if (__builtin_expect(c->max_length != 0, 0)) {
+		if (tq__add(&c->qu->count, 1) > c->max_length) {
+			tq__add(&c->qu->count, (uint64_t)-1);
+			return tq__fail(t, -EAGAIN, "queue %u holds its max_length of %u tasks", c->q,
+					c->max_length);
+		}
+	}
+	e = tq__slot_get(t, idx, hi);
+	if (__builtin_expect(e < 0, 0))
+		return submit_undo(c, TQ__NIL, 0, len, e);
+	s = tq__slot(t, *idx);
+	/* The ID comes from the generation this handle reserved; once the
+	 * task is published a worker may finish it and the slot may be
+	 * reused before we return. */
+	*id = ((uint64_t)tq__load_rlx(&s->gen) << 32) | *idx;
+	if (len <= TQ__INLINE_MAX) {
+		/* Inline, the common case, without the call. */
+		tq__copy_inline(s->data, payload, len);
+		tq__store_rlx(&s->block, 0);
+		tq__store_rlx(&s->len, len);
+	} else if ((e = tq__payload_store(t, s, payload, len)) < 0) {
+		return submit_undo(c, *idx, *hi, len, e);
+	}
+	tq__store_rlx(&s->type, (uint16_t)type);
+	tq__store_rlx(&s->queue, (uint8_t)c->q);
+	tq__store_rlx(&s->level, (uint8_t)level);
+	tq__store_rlx(&s->attempts, 0);
+	tq__store_rlx(&s->max_attempts, (uint8_t)c->max_attempts);
+	tq__store_rlx(&s->lease_ms, c->lease_ms);
+	tq__store_rlx(&s->submitted_ns, c->now);
+	tq__store_rlx(&s->due_ns, c->not_before > c->now ? c->not_before : TQ__NO_DUE);
+	if (__builtin_expect(c->announce != NULL, 0))
+		tq__store(c->announce, *id);
+	return 0;
+}
+
+/* Accepted: the task belongs to its ring (or the delay wheel) now. */
+static inline __attribute__((always_inline)) void
+submit_accepted(struct submit_ctx *c, int hi, uint32_t level, bool delayed)
+{
+	tq__held_del(c->t, hi);
+	tq__add_rlx(&c->ctr[level * TQ__STRIPES].c[TQ__C_SUBMITTED], 1);
+	c->t->n_submitted++;
+	if (delayed)
+		tq__add_rlx(&c->ctr[level * TQ__STRIPES].c[TQ__C_SUB_DELAYED], 1);
+}
+
+/* The second half: publish a filled slot. 0 ready, 1 in the delay wheel,
+ * or an error with the slot given back. */
+static inline __attribute__((always_inline)) int
+submit_publish(struct submit_ctx *c, uint32_t idx, int hi, uint32_t level)
+{
+	tq *t = c->t;
+	int e = 1;
+
+	if (__builtin_expect(c->not_before > c->now, 0)) {
+		e = tq__delay_push(t, idx, c->not_before);
+		if (e == 1)                                  /* due already */
+			tq__store_rlx(&tq__slot(t, idx)->due_ns, TQ__NO_DUE);
+	}
+	if (e == 1)
+		e = tq__ring_push(t, tq__ring_ready(&t->lay, c->q, level), idx, TQ__K_READY);
+	else if (e == 0)
+		e = 1;
+	if (__builtin_expect(e < 0, 0)) {
+		tq__payload_drop(t, tq__slot(t, idx));
+		return submit_undo(c, idx, hi, 0, e);
+	}
+	submit_accepted(c, hi, level, e == 1);
+	return e;
+}
+
 /*
  * Accept one task: 0 when it is ready, 1 when it went to the delay wheel,
  * -EAGAIN when there is no room right now. The caller writes the handle's
@@ -185,75 +298,60 @@ static inline __attribute__((always_inline)) int
 submit_one(struct submit_ctx *c, const void *payload, uint32_t len, uint32_t level, uint32_t type,
 	   uint64_t *id)
 {
-	tq *t = c->t;
-	struct tq__slot *s;
-	uint32_t idx;
-	int hi, e;
+	uint32_t idx = TQ__NIL;
+	int hi = -1, e;
 
-	if (__builtin_expect(c->max_length != 0, 0)) {
-		if (tq__add(&c->qu->count, 1) > c->max_length) {
-			tq__add(&c->qu->count, (uint64_t)-1);
-			return tq__fail(t, -EAGAIN, "queue %u holds its max_length of %u tasks", c->q,
-					c->max_length);
-		}
-	}
-	e = tq__slot_get(t, &idx, &hi);
+	e = submit_fill(c, payload, len, level, type, id, &idx, &hi);
 	if (e < 0)
-		goto undo_count;
-	s = tq__slot(t, idx);
-	/* The ID comes from the generation this handle reserved; once the
-	 * task is published a worker may finish it and the slot may be
-	 * reused before we return. */
-	*id = ((uint64_t)tq__load_rlx(&s->gen) << 32) | idx;
-	if (len <= TQ__INLINE_MAX) {
-		/* Inline, the common case, without the call. */
-		tq__copy_inline(s->data, payload, len);
-		tq__store_rlx(&s->block, 0);
-		tq__store_rlx(&s->len, len);
-	} else if ((e = tq__payload_store(t, s, payload, len)) < 0) {
-		goto undo_slot;
-	}
-	tq__store_rlx(&s->type, (uint16_t)type);
-	tq__store_rlx(&s->queue, (uint8_t)c->q);
-	tq__store_rlx(&s->level, (uint8_t)level);
-	tq__store_rlx(&s->attempts, 0);
-	tq__store_rlx(&s->max_attempts, (uint8_t)c->max_attempts);
-	tq__store_rlx(&s->lease_ms, c->lease_ms);
-	tq__store_rlx(&s->submitted_ns, c->now);
-	if (__builtin_expect(c->announce != NULL, 0))
-		tq__store(c->announce, *id);
-	e = 1;
-	if (__builtin_expect(c->not_before > c->now, 0)) {
-		tq__store_rlx(&s->due_ns, c->not_before);
-		e = tq__delay_push(t, idx, c->not_before);   /* 1: due already */
-	}
-	if (e == 1) {
-		tq__store_rlx(&s->due_ns, TQ__NO_DUE);
-		e = tq__ring_push(t, tq__ring_ready(&t->lay, c->q, level), idx, TQ__K_READY);
-	} else if (e == 0) {
-		e = 1;
-	}
-	if (__builtin_expect(e < 0, 0)) {
-		tq__payload_drop(t, s);
-		goto undo_slot;
-	}
-	/* Accepted: the task belongs to its ring now. */
-	tq__held_del(t, hi);
-	tq__add_rlx(&c->ctr[level * TQ__STRIPES].c[TQ__C_SUBMITTED], 1);
-	t->n_submitted++;
-	if (e == 1)
-		tq__add_rlx(&c->ctr[level * TQ__STRIPES].c[TQ__C_SUB_DELAYED], 1);
-	return e;
+		return e;
+	return submit_publish(c, idx, hi, level);
+}
 
-undo_slot:
-	slot_unget(t, idx, hi);
-undo_count:
-	if (c->max_length)
-		tq__add(&c->qu->count, (uint64_t)-1);
-	if (e == -EAGAIN)
-		return tq__fail(t, -EAGAIN, "no free %s: the segment is full",
-				len > TQ__INLINE_MAX ? "slot or payload block" : "slot");
-	return e;
+/*
+ * Accept specs[0..n) of one level, ready now (no journal, no max_length):
+ * all filled first, then published as one run of the ring
+ * (tq__ring_push_many()). Returns how many were accepted, in order; *err
+ * gets the error that stopped it short.
+ */
+static unsigned submit_run(struct submit_ctx *c, const struct tq_task_spec *specs, unsigned n,
+			   uint64_t *ids, int *err)
+{
+	tq *t = c->t;
+	uint32_t idx[TQ_BATCH_MAX], level = specs[0].level;
+	int hi[TQ_BATCH_MAX], e = 0;
+	uint64_t id[TQ_BATCH_MAX];
+	unsigned k, p, i;
+
+	for (k = 0; k < n; k++) {
+		const struct tq_task_spec *sp = &specs[k];
+
+		e = submit_fill(c, sp->payload, sp->len, level, sp->type, &id[k], &idx[k], &hi[k]);
+		if (e < 0)
+			break;
+	}
+	p = k ? tq__ring_push_many(t, tq__ring_ready(&t->lay, c->q, level), idx, k,
+				   TQ__K_READY) : 0;
+	for (i = 0; i < k; i++) {
+		if (i >= p) {
+			int pe = submit_publish(c, idx[i], hi[i], level);
+
+			if (pe < 0) {
+				/* Not accepted, and neither is anything after it. */
+				for (unsigned j = i + 1; j < k; j++) {
+					tq__payload_drop(t, tq__slot(t, idx[j]));
+					submit_undo(c, idx[j], hi[j], 0, 0);
+				}
+				*err = pe;
+				return i;
+			}
+		} else {
+			submit_accepted(c, hi[i], level, false);
+		}
+		if (ids)
+			ids[i] = id[i];
+	}
+	*err = e;
+	return k;
 }
 
 /*
@@ -450,18 +548,18 @@ int tq_submit_batch(tq *t, int q, const struct tq_task_spec *specs, unsigned n,
 	deadline = opts->timeout_ms ? tq__deadline(opts->timeout_ms) : 0;
 	j.rec = NULL;
 
-	/* Without a journal, the common case: all in one go. */
-	while (!t->jon && accepted < n) {
-		const struct tq_task_spec *sp = &specs[accepted];
-		uint64_t id = 0;
+	/* The common case, without a journal, a delay or a max_length: runs
+	 * of one level, each filled, then published in one go. */
+	while (!t->jon && !c.max_length && c.not_before <= c.now && accepted < n) {
+		unsigned k = 1, got;
 
-		e = submit_one(&c, sp->payload, sp->len, sp->level, sp->type, &id);
-		if (e < 0)
+		while (accepted + k < n && specs[accepted + k].level == specs[accepted].level)
+			k++;
+		got = submit_run(&c, &specs[accepted], k, ids ? &ids[accepted] : NULL, &e);
+		accepted += got;
+		ready += got;
+		if (got < k)
 			break;
-		if (ids)
-			ids[accepted] = id;
-		accepted++;
-		ready += e == 0;
 	}
 	while (accepted < n) {
 		const struct tq_task_spec *sp = &specs[accepted];
