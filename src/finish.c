@@ -143,7 +143,8 @@ int tq__publish_ready(tq *t, uint32_t idx, uint32_t q, uint32_t lv)
  * takes the slot from leased to freeing; its bit stays set until released,
  * so nobody reuses it meanwhile.
  */
-static inline int ack_free(tq *t, uint64_t id, uint32_t idx, int hi, uint64_t now)
+static inline __attribute__((always_inline)) int
+ack_free(tq *t, uint64_t id, uint32_t idx, int hi, uint64_t now)
 {
 	struct tq__slot *s = tq__slot(t, idx);
 	uint32_t q, lv;

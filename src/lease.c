@@ -227,18 +227,23 @@ static bool any_ready(struct lease_ctx *c)
 	return false;
 }
 
-/* The declared queues, rebuilt only when a queue was declared since. */
-static void all_queues(tq *t)
+/* The declared queues, rebuilt (all_queues()) when a queue was declared
+ * since. */
+static void all_queues_build(tq *t, uint64_t seen)
 {
-	uint64_t seen = tq__load(&t->hdr->queues_declared);
-
-	if (seen == t->allq_seen && t->nallq)
-		return;
 	t->nallq = 0;
 	for (uint32_t q = 0; q < t->lay.queues; q++)
 		if (tq__load(&tq__queue(t, q)->state) == TQ__Q_ACTIVE)
 			t->allq[t->nallq++] = q;
 	t->allq_seen = seen;
+}
+
+static inline void all_queues(tq *t)
+{
+	uint64_t seen = tq__load(&t->hdr->queues_declared);
+
+	if (__builtin_expect(seen != t->allq_seen || !t->nallq, 0))
+		all_queues_build(t, seen);
 }
 
 static int64_t min_deadline(int64_t a, int64_t b)
