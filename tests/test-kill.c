@@ -2,10 +2,10 @@
 /*
  * test-kill - SIGKILL at random moments.
  *
- * Producers and workers run on one segment while the test's main process
- * (the driver) SIGKILLs random ones at random moments and starts a
- * replacement for each (at least 40 kills; replacements of producers go on
- * with the dead one's sequence). Every process has its own guard alarm, so
+ * Producers (one task or a batch at a time) and workers run on one segment
+ * while the test's main process (the driver) SIGKILLs random ones at random
+ * moments and starts a replacement for each (at least 40 kills; replacements
+ * of producers go on with the dead one's sequence). Every process has its own guard alarm, so
  * the survivors must never block: each one exits on its own, within its own
  * timeout, once the driver says stop. Then fresh workers drain what is
  * pending, and every task a producer was told is accepted is either acked
@@ -84,19 +84,41 @@ static void producer(int p)
 		uint32_t seq = atomic_load(&sh->next_seq[p]);
 		if (seq >= PER)
 			break;
-		struct payload pl = { MAGIC, (uint32_t)p, seq, check_of((uint32_t)p, seq) };
+		/* One task, or a batch of 2..8 of one level, published as a
+		 * run of ring cells (tq__ring_push_many()). */
+		unsigned want = tqt_rand(&rs) % 2 ? 2 + (unsigned)(tqt_rand(&rs) % 7) : 1;
+		struct payload pl[8];
+		struct tq_task_spec specs[8];
+		uint64_t ids[8] = { 0 };
 		struct tq_submit_opts o = { .level = (uint32_t)(tqt_rand(&rs) % LEVELS),
 					    .timeout_ms = 100, .max_attempts = TQ_ATTEMPTS_MAX };
-		uint64_t id = 0;
-		int r = tq_submit(t, queue_idx, &pl, sizeof pl, &o, &id);
+		int r;
+
+		if (want > PER - seq)
+			want = PER - seq;
+		for (unsigned i = 0; i < want; i++) {
+			pl[i] = (struct payload){ MAGIC, (uint32_t)p, seq + i,
+						  check_of((uint32_t)p, seq + i) };
+			specs[i] = (struct tq_task_spec){ .payload = &pl[i], .len = sizeof pl[i],
+							  .level = o.level };
+		}
+		if (want == 1) {
+			r = tq_submit(t, queue_idx, &pl[0], sizeof pl[0], &o, &ids[0]);
+			if (r == 0)
+				r = 1;
+		} else {
+			r = tq_submit_batch(t, queue_idx, specs, want, &o, ids);
+		}
 		if (r == -ETIMEDOUT || r == -EAGAIN)
 			continue;
-		CHECK_RET(r, 0);
-		CHECK_NEU(id, 0);
+		CHECK_GE(r, 1);
 		/* A replacement resubmits a seq whose ID was not recorded: that is
 		 * a second task with the same payload, which is fine. */
-		sh->accepted[(uint32_t)p * PER + seq] = id;
-		atomic_store(&sh->next_seq[p], seq + 1);
+		for (int i = 0; i < r; i++) {
+			CHECK_NEU(ids[i], 0);
+			sh->accepted[(uint32_t)p * PER + seq + (uint32_t)i] = ids[i];
+		}
+		atomic_store(&sh->next_seq[p], seq + (uint32_t)r);
 	}
 	tq_detach(t);
 	_exit(0);
