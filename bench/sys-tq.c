@@ -405,6 +405,23 @@ static int tq_worker(struct run *r, unsigned idx)
 		unsigned max = r->batch <= 1 ? 1 : (left < r->batch ? (unsigned)left : r->batch);
 
 		rc = tq_lease(t, &lo, out, max);
+		if (rc > 1) {
+			/* A batch: handled, then acked in one call. */
+			uint64_t ids[TQ_BATCH_MAX];
+
+			bench_leased(&c, (unsigned)rc);
+			for (int k = 0; k < rc; k++) {
+				bench_handle(&c, out[k].payload, out[k].len);
+				ids[k] = out[k].id;
+			}
+			int a = tq_ack_batch(t, ids, (unsigned)rc, NULL);
+			if (a != rc) {
+				ex = bench_fail(r, "tq_ack_batch: %d of %d (%s)", a, rc,
+						tq_last_error(t));
+				goto out;
+			}
+			continue;
+		}
 		if (rc > 0) {
 			bench_leased(&c, (unsigned)rc);
 			for (int k = 0; k < rc; k++) {
