@@ -373,10 +373,14 @@ unsigned tq__ring_push_many(tq *t, uint32_t r, const uint32_t *idx, unsigned n, 
 		return 0;
 	if (n > TQ__CHUNK_CELLS - (w - base))
 		n = (unsigned)(TQ__CHUNK_CELLS - (w - base));
+	/* The state word of position w + k is that of w, plus k, unless the
+	 * 44-bit position wraps within the run (the one-by-one path then). */
+	if ((w & TQ__POS_MASK) + n > TQ__POS_MASK)
+		return 0;
 	cells = tq__cells(t, c) + (w - base);
-	for (; k < n; k++) {
+	for (const uint64_t want0 = tq__st_at(kind, r, w); k < n; k++) {
 		struct tq__slot *s = &slots[idx[k]];
-		uint64_t prev = tq__load(&s->state), want = tq__st_at(kind, r, w + k);
+		uint64_t prev = tq__load(&s->state), want = want0 + k;
 
 		if (tq__load(&cells[k]) != PAIR(g, 0))
 			break;
@@ -423,9 +427,11 @@ unsigned tq__ring_pop_many(tq *t, uint32_t r, unsigned kind, uint64_t new_state,
 		max = (unsigned)(TQ__CHUNK_CELLS - (rp - base));
 	if (max > t->nheld_free)
 		max = t->nheld_free;
+	if ((rp & TQ__POS_MASK) + max > TQ__POS_MASK)
+		return 0;                  /* as in tq__ring_push_many() */
 	cells = tq__cells(t, c) + (rp - base);
-	for (; k < max; k++) {
-		uint64_t v = tq__load(&cells[k]), expect = tq__st_at(kind, r, rp + k);
+	for (const uint64_t expect0 = tq__st_at(kind, r, rp); k < max; k++) {
+		uint64_t v = tq__load(&cells[k]), expect = expect0 + k;
 		uint32_t idx = LOW(v) - 1;
 		struct tq__slot *s;
 		uint16_t h;
