@@ -54,7 +54,10 @@ static int take_from(struct lease_ctx *c, uint32_t q, uint32_t lv, struct tq_tas
 		/* A run of the ring's cells in one go, else one the careful
 		 * way (the end of a chunk, a stale entry, a race). */
 		if (k == nrun && max - n > 1) {
-			nrun = tq__ring_pop_many(t, r, TQ__K_READY, st, run, run_hi, max - n);
+			e = tq__ring_pop_many(t, r, TQ__K_READY, st, run, run_hi, max - n);
+			if (e < 0)
+				return n ? (int)n : e;      /* empty */
+			nrun = (unsigned)e;
 			k = 0;
 		}
 		if (k < nrun) {

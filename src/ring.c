@@ -406,9 +406,10 @@ unsigned tq__ring_push_many(tq *t, uint32_t r, const uint32_t *idx, unsigned n, 
  * the end (others help it over claimed cells meanwhile, as over any slow
  * popper's). Stops at an empty cell, a stale entry, the end of the chunk,
  * or anything unusual, never passing a live entry. Returns how many it
- * claimed; the caller goes on one by one with tq__ring_pop().
+ * claimed, or -EAGAIN when the cell at rpos is empty (nothing is there);
+ * after 0 the caller goes on one by one with tq__ring_pop().
  */
-unsigned tq__ring_pop_many(tq *t, uint32_t r, unsigned kind, uint64_t new_state, uint32_t *out,
+int tq__ring_pop_many(tq *t, uint32_t r, unsigned kind, uint64_t new_state, uint32_t *out,
 			   int *hi, unsigned max)
 {
 	struct tq__ring *rg = tq__ring(t, r);
@@ -436,8 +437,11 @@ unsigned tq__ring_pop_many(tq *t, uint32_t r, unsigned kind, uint64_t new_state,
 		struct tq__slot *s;
 		uint16_t h;
 
-		if (GEN(v) != g || idx >= cap)
+		if (GEN(v) != g || idx >= cap) {
+			if (!k && v == PAIR(g, 0))
+				return -EAGAIN;
 			break;     /* empty (LOW 0 wraps past cap), or not this chunk's */
+		}
 		s = &slots[idx];
 		if (tq__load(&s->state) != expect)
 			break;
@@ -460,7 +464,7 @@ unsigned tq__ring_pop_many(tq *t, uint32_t r, unsigned kind, uint64_t new_state,
 				tq__slot_prefetch(t, LOW(ahead) - 1);
 		}
 	}
-	return k;
+	return (int)k;
 }
 
 /* Advance rpos over stale cells at the head of ring r: cells whose slot is

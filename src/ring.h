@@ -20,8 +20,8 @@ int tq__ring_push_slow(tq *t, uint32_t r, uint32_t idx, unsigned kind, uint64_t 
 int tq__ring_pop_slow(tq *t, uint32_t r, unsigned kind, uint64_t new_state, int hi,
 		      uint32_t *out);
 unsigned tq__ring_push_many(tq *t, uint32_t r, const uint32_t *idx, unsigned n, unsigned kind);
-unsigned tq__ring_pop_many(tq *t, uint32_t r, unsigned kind, uint64_t new_state, uint32_t *out,
-			   int *hi, unsigned max);
+int tq__ring_pop_many(tq *t, uint32_t r, unsigned kind, uint64_t new_state, uint32_t *out,
+		      int *hi, unsigned max);
 
 /*
  * Publish slot idx at the tail of ring r as (kind @ r, position). The
