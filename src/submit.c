@@ -309,9 +309,11 @@ submit_one(struct submit_ctx *c, const void *payload, uint32_t len, uint32_t lev
 
 /*
  * Accept specs[0..n) of one level, ready now (no journal, no max_length):
- * all filled first, then published as one run of the ring
- * (tq__ring_push_many()). Returns how many were accepted, in order; *err
- * gets the error that stopped it short.
+ * filled first, then published as one run of the ring
+ * (tq__ring_push_many()). A run takes the slots of the cache and stops
+ * where the cache ends, so that no more slots are held at once than a
+ * single submit holds. Returns how many were accepted, in order; *err gets
+ * the error that stopped it short, or 0.
  */
 static unsigned submit_run(struct submit_ctx *c, const struct tq_task_spec *specs, unsigned n,
 			   uint64_t *ids, int *err)
@@ -322,7 +324,7 @@ static unsigned submit_run(struct submit_ctx *c, const struct tq_task_spec *spec
 	uint64_t id[TQ_BATCH_MAX];
 	unsigned k, p, i;
 
-	for (k = 0; k < n; k++) {
+	for (k = 0; k < n && (k == 0 || t->ncache); k++) {
 		const struct tq_task_spec *sp = &specs[k];
 
 		e = submit_fill(c, sp->payload, sp->len, level, sp->type, &id[k], &idx[k], &hi[k]);
@@ -558,7 +560,7 @@ int tq_submit_batch(tq *t, int q, const struct tq_task_spec *specs, unsigned n,
 		got = submit_run(&c, &specs[accepted], k, ids ? &ids[accepted] : NULL, &e);
 		accepted += got;
 		ready += got;
-		if (got < k)
+		if (e < 0)
 			break;
 	}
 	while (accepted < n) {
