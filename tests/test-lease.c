@@ -3,7 +3,8 @@
  * test-lease - tq_lease: strict priority (levels, then FIFO within a level),
  * the weighted policy's shares over levels and queues (loose bounds from the
  * weights: nobody starves, nobody takes everything), queue sets and their
- * preference order, paused queues, batches, -EAGAIN, -ETIMEDOUT, -EINTR,
+ * preference order, paused queues, batches and their runs of ring cells
+ * across chunks and cancelled entries, -EAGAIN, -ETIMEDOUT, -EINTR,
  * -ENOBUFS, -EINVAL, -ENOENT, the lease_ms override, and sleeping workers in
  * other processes woken by submits.
  */
@@ -649,6 +650,90 @@ static void test_wakeups(void)
 	CHECK_RET(tq_unlink(name), 0);
 }
 
+/*
+ * Batches move runs of ring cells (tq__ring_push_many() and
+ * tq__ring_pop_many()): FIFO over several 512-cell chunks with batches of
+ * every size from 1 to 64, runs that stop at cancelled entries (single
+ * ones, and a stretch of ten) and go on after them, nothing taken twice,
+ * nothing left behind, and the books balanced afterwards.
+ */
+static void test_runs(void)
+{
+	enum { N = 1300 };
+	char name[TQ_NAME_MAX + 1];
+	struct tq_config c = tqt_small_config();
+	c.capacity = 4096;
+	tq *t = tqt_create(name, &c);
+	int q = CHECK_OK(tq_queue_declare(t, "runs", NULL));
+	static uint64_t ids[N];
+	static bool cancelled[N];
+	struct tq_task_spec specs[TQ_BATCH_MAX];
+	struct pl pls[TQ_BATCH_MAX];
+	struct tq_task tasks[TQ_BATCH_MAX];
+	struct tq_lease_opts lo = { .timeout_ms = 0 };
+	unsigned next = 0, taken = 0, ncancel = 0;
+
+	for (unsigned i = 0, round = 0; i < N; round++) {
+		unsigned k = 1 + (round * 37u) % TQ_BATCH_MAX;
+
+		if (k > N - i)
+			k = N - i;
+		for (unsigned j = 0; j < k; j++) {
+			pls[j] = (struct pl){ i + j, 0, (uint32_t)q };
+			specs[j] = (struct tq_task_spec){ .payload = &pls[j], .len = sizeof pls[j] };
+		}
+		CHECK_RET(tq_submit_batch(t, q, specs, k, NULL, &ids[i]), k);
+		i += k;
+	}
+	for (unsigned i = 0; i < N; i++) {
+		/* Single stale cells in the first 400, a stretch of ten at
+		 * 600; long clean runs everywhere else. */
+		if ((i < 400 && i % 7 == 3) || (i >= 600 && i < 610)) {
+			CHECK_RET(tq_cancel(t, ids[i]), 0);
+			cancelled[i] = true;
+			ncancel++;
+		}
+	}
+	for (unsigned round = 0;; round++) {
+		unsigned max = 1 + (round * 29u) % TQ_BATCH_MAX;
+		uint64_t acks[TQ_BATCH_MAX];
+		int n = tq_lease(t, &lo, tasks, max);
+
+		if (n == -EAGAIN)
+			break;
+		CHECK_GE(n, 1);
+		CHECK(n <= (int)max);
+		for (int k = 0; k < n; k++) {
+			struct pl p = task_pl(&tasks[k]);
+
+			while (next < N && cancelled[next])
+				next++;
+			CHECK_EQU(p.seq, next);
+			CHECK_EQU(tasks[k].id, ids[next]);
+			acks[k] = tasks[k].id;
+			next++;
+		}
+		CHECK_RET(tq_ack_batch(t, acks, (unsigned)n, NULL), n);
+		taken += (unsigned)n;
+	}
+	while (next < N && cancelled[next])
+		next++;
+	CHECK_EQU(next, N);
+	CHECK_EQU(taken, N - ncancel);
+	struct tq_stats st;
+	CHECK_RET(tq_stats(t, q, -1, &st), 0);
+	CHECK_EQU(st.submitted, N);
+	CHECK_EQU(st.cancelled, ncancel);
+	CHECK_EQU(st.acked, N - ncancel);
+	CHECK_EQU(st.depth, 0);
+	CHECK_EQU(st.leased_now, 0);
+	struct tq_segment_info si;
+	CHECK_RET(tq_segment_info(t, &si), 0);
+	CHECK_EQU(si.tasks_held, 0);
+	tq_detach(t);
+	CHECK_RET(tq_unlink(name), 0);
+}
+
 int main(void)
 {
 	tqt_init("lease");
@@ -659,5 +744,6 @@ int main(void)
 	test_queue_sets();
 	test_weighted();
 	test_wakeups();
+	test_runs();
 	return 0;
 }
