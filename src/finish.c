@@ -137,6 +137,19 @@ int tq__publish_ready(tq *t, uint32_t idx, uint32_t q, uint32_t lv)
 	return 0;
 }
 
+/* The end of every ack, with or without a result, at time now; the
+ * process record's figures are the caller's (leases_ended()). */
+static inline __attribute__((always_inline)) void
+acked(tq *t, uint64_t id, uint32_t q, uint32_t lv, int hi, uint64_t now)
+{
+	if (tq__jnl_on(t))
+		tq__jnl_end(t, id);
+	attempt_done(t, q, lv, hi, now);
+	done_with(t, hi);
+	tq__count(t, q, lv, TQ__C_ACKED, 1);
+	tq__queue_leave(t, q);
+}
+
 /*
  * Ack task id, leased by this handle as held entry hi, without a result:
  * the per-task part of tq_ack() and tq_ack_batch(), at time now. One CAS
@@ -158,12 +171,7 @@ ack_free(tq *t, uint64_t id, uint32_t idx, int hi, uint64_t now)
 	tq__payload_drop(t, s);
 	tq__store(&s->state, tq__st(TQ__K_FREE, 0));
 	tq__slot_release(t, idx);
-	if (tq__jnl_on(t))
-		tq__jnl_end(t, id);
-	attempt_done(t, q, lv, hi, now);
-	done_with(t, hi);
-	tq__count(t, q, lv, TQ__C_ACKED, 1);
-	tq__queue_leave(t, q);
+	acked(t, id, q, lv, hi, now);
 	return 0;
 }
 
@@ -237,13 +245,8 @@ int tq_ack(tq *t, uint64_t id, const void *result, size_t result_len)
 		if (!ttl || tq__ring_push(t, tq__ring_done(&t->lay, q), idx, TQ__K_DONE) < 0)
 			tq__store(&s->state, tq__st(TQ__K_DONE, 0));
 	}
-	if (tq__jnl_on(t))
-		tq__jnl_end(t, id);
-	attempt_done(t, q, lv, hi, tq__now_ns());
-	done_with(t, hi);
+	acked(t, id, q, lv, hi, tq__now_ns());
 	leases_ended(t);
-	tq__count(t, q, lv, TQ__C_ACKED, 1);
-	tq__queue_leave(t, q);
 	return 0;
 }
 

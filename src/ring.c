@@ -33,9 +33,9 @@
  */
 #include "ring.h"
 
-#define GEN(x)     ((uint32_t)((x) >> 32))
-#define LOW(x)     ((uint32_t)(x))
-#define PAIR(g, i) (((uint64_t)(g) << 32) | (uint32_t)(i))
+#define GEN(x)     tq__pair_gen(x)
+#define LOW(x)     tq__pair_low(x)
+#define PAIR(g, i) tq__pair((g), (i))
 #define TRIES      (1 << 16)
 
 static int chunk_alloc(tq *t, uint64_t base, uint32_t *out, int *out_hi)
@@ -361,15 +361,14 @@ static void advance_to(uint64_t *pos, uint64_t from, uint64_t to)
 unsigned tq__ring_push_many(tq *t, uint32_t r, const uint32_t *idx, unsigned n, unsigned kind)
 {
 	struct tq__ring *rg = tq__ring(t, r);
-	uint64_t w = tq__load(&rg->wpos), tl = tq__load(&rg->tail), base, *cells;
+	uint64_t w = tq__load(&rg->wpos), tl = tq__load(&rg->tail), gn, base, *cells;
 	uint32_t c = LOW(tl), g = GEN(tl);
 	struct tq__slot *slots = t->slots;
 	unsigned k = 0, done = 0;
 
-	if (c >= t->lay.nchunks || tq__load(&tq__chunk(t, c)->gen_next) != PAIR(g, TQ__NIL))
-		return 0;
-	base = tq__load(&tq__chunk(t, c)->base);
-	if (w - base >= TQ__CHUNK_CELLS)
+	/* The tail chunk, current (no next yet), with wpos in it. */
+	if (c >= t->lay.nchunks || !chunk_read(t, c, g, &gn, &base) || LOW(gn) != TQ__NIL ||
+	    w - base >= TQ__CHUNK_CELLS)
 		return 0;
 	if (n > TQ__CHUNK_CELLS - (w - base))
 		n = (unsigned)(TQ__CHUNK_CELLS - (w - base));
@@ -413,16 +412,13 @@ int tq__ring_pop_many(tq *t, uint32_t r, unsigned kind, uint64_t new_state, uint
 			   int *hi, unsigned max)
 {
 	struct tq__ring *rg = tq__ring(t, r);
-	uint64_t rp = tq__load(&rg->rpos), hd = tq__load(&rg->head), base, *cells;
+	uint64_t rp = tq__load(&rg->rpos), hd = tq__load(&rg->head), gn, base, *cells;
 	uint32_t c = LOW(hd), g = GEN(hd), cap = t->lay.capacity;
 	struct tq__slot *slots = t->slots;
-	uint32_t *held = t->proc->held;
 	unsigned k = 0;
 
-	if (c >= t->lay.nchunks || GEN(tq__load(&tq__chunk(t, c)->gen_next)) != g)
-		return 0;
-	base = tq__load(&tq__chunk(t, c)->base);
-	if (rp - base >= TQ__CHUNK_CELLS)
+	/* The head chunk, current, with rpos in it. */
+	if (c >= t->lay.nchunks || !chunk_read(t, c, g, &gn, &base) || rp - base >= TQ__CHUNK_CELLS)
 		return 0;
 	if (max > TQ__CHUNK_CELLS - (rp - base))
 		max = (unsigned)(TQ__CHUNK_CELLS - (rp - base));
@@ -435,7 +431,7 @@ int tq__ring_pop_many(tq *t, uint32_t r, unsigned kind, uint64_t new_state, uint
 		uint64_t v = tq__load(&cells[k]), expect = expect0 + k;
 		uint32_t idx = LOW(v) - 1;
 		struct tq__slot *s;
-		uint16_t h;
+		int h;
 
 		if (GEN(v) != g || idx >= cap) {
 			if (!k && v == PAIR(g, 0))
@@ -445,8 +441,7 @@ int tq__ring_pop_many(tq *t, uint32_t r, unsigned kind, uint64_t new_state, uint
 		s = &slots[idx];
 		if (tq__load(&s->state) != expect)
 			break;
-		h = t->held_free[--t->nheld_free];
-		tq__store(&held[h], tq__held(TQ__H_SLOT, idx));
+		h = tq__held_add(t, tq__held(TQ__H_SLOT, idx));   /* max <= nheld_free */
 		if (!tq__cas64(&s->state, expect, new_state)) {
 			tq__held_del(t, h);
 			break;
@@ -456,13 +451,7 @@ int tq__ring_pop_many(tq *t, uint32_t r, unsigned kind, uint64_t new_state, uint
 	}
 	if (k) {
 		advance_to(&rg->rpos, rp, rp + k);
-		/* Start fetching the slots of the next run (ring.h says why). */
-		if (rp - base + k + TQ__POP_AHEAD < TQ__CHUNK_CELLS) {
-			uint64_t ahead = tq__load_rlx(&cells[k + TQ__POP_AHEAD]);
-
-			if (GEN(ahead) == g && LOW(ahead) - 1 < cap)
-				tq__slot_prefetch(t, LOW(ahead) - 1);
-		}
+		tq__ring_prefetch_ahead(t, cells - (rp - base), rp - base + k, g);
 	}
 	return (int)k;
 }

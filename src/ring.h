@@ -16,6 +16,20 @@ static inline uint32_t tq__pair_gen(uint64_t x) { return (uint32_t)(x >> 32); }
 static inline uint32_t tq__pair_low(uint64_t x) { return (uint32_t)x; }
 static inline uint64_t tq__pair(uint32_t g, uint32_t i) { return ((uint64_t)g << 32) | i; }
 
+/* Start fetching the slot TQ__POP_AHEAD cells past cell `at` of a chunk
+ * (generation g, cells[]): behind a deep queue the next slots were written
+ * long ago and sit in memory, not in a cache, and their claims would wait
+ * for them. */
+static inline void tq__ring_prefetch_ahead(tq *t, const uint64_t *cells, uint64_t at, uint32_t g)
+{
+	if (at + TQ__POP_AHEAD < TQ__CHUNK_CELLS) {
+		uint64_t ahead = tq__load_rlx(&cells[at + TQ__POP_AHEAD]);
+
+		if (tq__pair_gen(ahead) == g && tq__pair_low(ahead) - 1 < t->lay.capacity)
+			tq__slot_prefetch(t, tq__pair_low(ahead) - 1);
+	}
+}
+
 int tq__ring_push_slow(tq *t, uint32_t r, uint32_t idx, unsigned kind, uint64_t prev);
 int tq__ring_pop_slow(tq *t, uint32_t r, unsigned kind, uint64_t new_state, int hi,
 		      uint32_t *out);
@@ -107,15 +121,7 @@ static inline int tq__ring_pop(tq *t, uint32_t r, unsigned kind, uint64_t new_st
 		return tq__ring_pop_slow(t, r, kind, new_state, hi, out);
 	tq__cas64(&rg->rpos, rp, rp + 1);
 	*out = idx;
-	/* Behind a deep queue the next slots were written long ago and sit
-	 * in memory, not in a cache: start fetching the one a few entries
-	 * ahead now, so that its claim does not wait for it. */
-	if (rp - base + TQ__POP_AHEAD < TQ__CHUNK_CELLS) {
-		uint64_t ahead = tq__load_rlx(&cells[rp - base + TQ__POP_AHEAD]);
-
-		if (tq__pair_gen(ahead) == g && tq__pair_low(ahead) - 1 < t->lay.capacity)
-			tq__slot_prefetch(t, tq__pair_low(ahead) - 1);
-	}
+	tq__ring_prefetch_ahead(t, cells, rp - base, g);
 	return 0;
 }
 

@@ -69,29 +69,19 @@ int tq__slot_refill(tq *t)
 	 * wait for each miss in turn. */
 	for (unsigned i = 0; i < n; i++)
 		tq__slot_prefetch(t, got[i]);
-	/* The handle's own fields in locals: every claim is a full barrier,
-	 * after which the compiler would read them again. */
-	struct tq__slot *slots = t->slots;
-	uint32_t *held = t->proc->held;
-	const uint64_t st = t->st_reserved;
-	unsigned nc = t->ncache, nfree = t->nheld_free;
-
 	for (unsigned i = 0; i < n; i++) {
-		struct tq__slot *s = &slots[got[i]];
+		struct tq__slot *s = tq__slot(t, got[i]);
 		uint32_t gen;
-		uint16_t h;
+		int h = tq__held_add(t, tq__held(TQ__H_SLOT, got[i]));
 
-		if (!nfree) {
+		if (h < 0) {
 			tq__pool_give(tq__slot_bits(t), got[i]);
 			continue;
 		}
-		h = t->held_free[--nfree];
-		tq__store(&held[h], tq__held(TQ__H_SLOT, got[i]));
 		/* A clear bit on a slot that is not FREE is left set
 		 * for the supervisor's sweep. */
-		if (!tq__cas64(&s->state, 0, st)) {
-			tq__store(&held[h], 0);
-			t->held_free[nfree++] = h;
+		if (!tq__cas64(&s->state, 0, t->st_reserved)) {
+			tq__held_del(t, h);
 			continue;
 		}
 		gen = tq__load_rlx(&s->gen) + 1;
@@ -99,20 +89,17 @@ int tq__slot_refill(tq *t)
 			/* Its IDs are used up: retire it, bit set forever,
 			 * so that no ID is ever given twice. */
 			tq__store(&s->state, tq__st(TQ__K_RETIRED, 0));
-			tq__store(&held[h], 0);
-			t->held_free[nfree++] = h;
+			tq__held_del(t, h);
 			continue;
 		}
 		tq__store(&s->gen, gen);
 		/* No payload yet: recovery must not free a stale block. */
 		tq__store_rlx(&s->len, 0);
-		t->cache[nc] = got[i];
-		t->cache_hi[nc] = h;
-		nc++;
+		t->cache[t->ncache] = got[i];
+		t->cache_hi[t->ncache] = (uint16_t)h;
+		t->ncache++;
 	}
-	t->ncache = nc;
-	t->nheld_free = nfree;
-	return nc ? 0 : -EAGAIN;
+	return t->ncache ? 0 : -EAGAIN;
 }
 
 /* Put a reserved slot that was not used back into the cache. */
