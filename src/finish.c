@@ -151,13 +151,35 @@ acked(tq *t, uint64_t id, uint32_t q, uint32_t lv, int hi, uint64_t now)
 }
 
 /*
- * Ack task id, leased by this handle as held entry hi, without a result:
- * the per-task part of tq_ack() and tq_ack_batch(), at time now. One CAS
- * takes the slot from leased to freeing; its bit stays set until released,
- * so nobody reuses it meanwhile.
+ * The tasks of one batch that left the same (queue, level) in a row: their
+ * counter, queue count and run-time histogram are worked out once, the
+ * counts added once (ack_group_end()).
+ */
+struct ack_group {
+	uint32_t q, lv, n;
+	struct tq__hist *run;
+};
+
+static inline void ack_group_end(tq *t, struct ack_group *g)
+{
+	tq__count(t, g->q, g->lv, TQ__C_ACKED, g->n);
+	if (tq__load_rlx(&tq__queue(t, g->q)->max_length)) {
+		tq__add(&tq__queue(t, g->q)->count, -(uint64_t)g->n);
+		tq__wake_space(t);
+	}
+	g->n = 0;
+}
+
+/*
+ * Ack task id, leased by this handle as held entry hi, without a result, at
+ * time now, as one of group g: the per-task part of tq_ack() and
+ * tq_ack_batch(), whose caller ends the group (ack_group_end()) and the
+ * free pool's loop (tq__slot_release_end()). One CAS takes the slot from
+ * leased to freeing; its bit stays set until released, so nobody reuses it
+ * meanwhile.
  */
 static inline __attribute__((always_inline)) int
-ack_free(tq *t, uint64_t id, uint32_t idx, int hi, uint64_t now)
+ack_free(tq *t, struct ack_group *g, uint64_t id, uint32_t idx, int hi, uint64_t now)
 {
 	struct tq__slot *s = tq__slot(t, idx);
 	uint32_t q, lv;
@@ -170,13 +192,27 @@ ack_free(tq *t, uint64_t id, uint32_t idx, int hi, uint64_t now)
 		return lease_lost(t, id);
 	tq__payload_drop(t, s);
 	tq__store(&s->state, tq__st(TQ__K_FREE, 0));
-	tq__slot_release(t, idx);
-	acked(t, id, q, lv, hi, now);
+	tq__slot_release_many(t, idx);
+	if (tq__jnl_on(t))
+		tq__jnl_end(t, id);
+	if (__builtin_expect(q != g->q || lv != g->lv, 0)) {
+		if (g->n)
+			ack_group_end(t, g);
+		g->q = q;
+		g->lv = lv;
+		g->run = tq__hist(t, q, lv, TQ_HIST_RUN);
+	}
+	if (now > t->held_t0[hi])
+		tq__hist_put(g->run, now - t->held_t0[hi]);
+	t->n_done++;
+	done_with(t, hi);
+	g->n++;
 	return 0;
 }
 
 int tq_ack_batch(tq *t, const uint64_t *ids, unsigned n, int *errs)
 {
+	struct ack_group g = { .q = UINT32_MAX };
 	unsigned acked = 0;
 	uint64_t now;
 
@@ -192,11 +228,14 @@ int tq_ack_batch(tq *t, const uint64_t *ids, unsigned n, int *errs)
 
 		e = leased(t, ids[i], &idx, &hi);
 		if (e == 0)
-			e = ack_free(t, ids[i], idx, hi, now);
+			e = ack_free(t, &g, ids[i], idx, hi, now);
 		if (errs)
 			errs[i] = e;
 		acked += e == 0;
 	}
+	if (g.n)
+		ack_group_end(t, &g);
+	tq__slot_release_end(t);
 	leases_ended(t);
 	return (int)acked;
 }
@@ -215,10 +254,15 @@ int tq_ack(tq *t, uint64_t id, const void *result, size_t result_len)
 	if (e < 0)
 		return e;
 	if (!result_len) {
-		e = ack_free(t, id, idx, hi, tq__now_ns());
-		if (e == 0)
-			leases_ended(t);
-		return e;
+		struct ack_group g = { .q = UINT32_MAX };
+
+		e = ack_free(t, &g, id, idx, hi, tq__now_ns());
+		if (e < 0)
+			return e;
+		ack_group_end(t, &g);
+		tq__slot_release_end(t);
+		leases_ended(t);
+		return 0;
 	}
 	if (result_len > t->lay.max_payload)
 		return tq__fail(t, -EMSGSIZE, "result of %zu bytes, max_payload is %u", result_len,

@@ -308,8 +308,11 @@ void tq__slot_flush(tq *t);
  * flush: one atomic AND for up to 16 slots of one bitmap word. Until then
  * the slot is FREE with its bit set, which nobody can allocate; the
  * pending frees are recorded in the process record, so that recovery
- * returns them if this handle dies (docs/protocols.md, "free pool"). */
-static inline void tq__slot_release(tq *t, uint32_t idx)
+ * returns them if this handle dies (docs/protocols.md, "free pool").
+ * This is the form for a loop over many slots, which calls
+ * tq__slot_release_end() after it: the process record's gauge and the
+ * check for a producer waiting for room once for the loop. */
+static inline void tq__slot_release_many(tq *t, uint32_t idx)
 {
 	uint32_t w = idx / 64u;
 
@@ -321,12 +324,25 @@ static inline void tq__slot_release(tq *t, uint32_t idx)
 	}
 	t->free_mask |= 1ull << (idx % 64u);
 	tq__store(&t->proc->free_mask, t->free_mask);
-	t->free_count++;
-	tq__store_rlx(&t->proc->cached, t->ncache + t->free_count);
-	/* Flush at once while a producer waits for room. */
-	if (t->free_count >= 16 || tq__load_rlx(&t->hdr->space.count))
+	if (++t->free_count >= 16)
 		tq__slot_flush(t);
 }
+
+/* The end of a loop of tq__slot_release_many(). */
+static inline void tq__slot_release_end(tq *t)
+{
+	tq__store_rlx(&t->proc->cached, t->ncache + t->free_count);
+	if (t->free_mask && tq__load_rlx(&t->hdr->space.count))
+		tq__slot_flush(t);
+}
+
+/* One slot given back: flushed at once while a producer waits for room. */
+static inline void tq__slot_release(tq *t, uint32_t idx)
+{
+	tq__slot_release_many(t, idx);
+	tq__slot_release_end(t);
+}
+
 int tq__slot_lookup_fail(tq *t, uint64_t id);
 
 /* The slot of task ID id, if that ID is its current one. */

@@ -416,6 +416,57 @@ static struct tq_proc_info my_proc(tq *t)
 /* tq_ack_batch: each ID on its own, errors per ID, the same counters,
  * gauges and process figures as tq_ack() would leave, and bad arguments
  * ack nothing. */
+/*
+ * One batch of tasks from two queues and two levels, interleaved: each
+ * (queue, level) counts its own acks and run times, and a queue with a
+ * max_length gets back exactly the room its acked tasks held.
+ */
+static void test_ack_batch_groups(void)
+{
+	char name[TQ_NAME_MAX + 1];
+	struct tq_config c = tqt_small_config();
+	tq *t = tqt_create(name, &c);
+	struct tq_queue_config qc = { .max_length = 6 };
+	int qa = CHECK_OK(tq_queue_declare(t, "capped", &qc));
+	int qb = CHECK_OK(tq_queue_declare(t, "open", NULL));
+	struct tq_task_spec sp[6];
+	struct tq_task tasks[12];
+	struct tq_lease_opts all = { .timeout_ms = 0 };
+	struct tq_stats st;
+	struct tq_histogram h;
+	uint64_t ids[12];
+
+	for (int i = 0; i < 6; i++)
+		sp[i] = (struct tq_task_spec){ .payload = "g", .len = 1, .level = (uint32_t)i % 2 };
+	CHECK_RET(tq_submit_batch(t, qa, sp, 6, NULL, NULL), 6);
+	CHECK_RET(tq_submit_batch(t, qb, sp, 6, NULL, NULL), 6);
+	CHECK_ERR(tq_submit(t, qa, "x", 1, NULL, NULL), -EAGAIN);
+	CHECK_RET(tq_lease(t, &all, tasks, 12), 12);
+	/* Interleave the queues: a new group at nearly every task. */
+	for (int i = 0; i < 6; i++) {
+		ids[2 * i] = tasks[i].id;
+		ids[2 * i + 1] = tasks[11 - i].id;
+	}
+	CHECK_RET(tq_ack_batch(t, ids, 12, NULL), 12);
+	for (int q = qa; q <= qb; q++) {
+		for (int lv = 0; lv < 2; lv++) {
+			CHECK_RET(tq_stats(t, q, lv, &st), 0);
+			CHECK_EQU(st.acked, 3);
+			CHECK_EQU(st.leased_now, 0);
+			CHECK_EQU(st.depth, 0);
+			CHECK_RET(tq_histogram(t, q, lv, TQ_HIST_RUN, &h), 0);
+			CHECK_EQU(h.count, 3);
+		}
+	}
+	CHECK_EQU(my_proc(t).leased_now, 0);
+	CHECK_EQU(my_proc(t).done, 12);
+	/* The capped queue has its six places back, no more. */
+	CHECK_RET(tq_submit_batch(t, qa, sp, 6, NULL, NULL), 6);
+	CHECK_ERR(tq_submit(t, qa, "x", 1, NULL, NULL), -EAGAIN);
+	tq_detach(t);
+	CHECK_RET(tq_unlink(name), 0);
+}
+
 static void test_ack_batch(void)
 {
 	char name[TQ_NAME_MAX + 1];
@@ -660,6 +711,7 @@ int main(void)
 	test_extend();
 	test_stale();
 	test_ack_batch();
+	test_ack_batch_groups();
 	test_unknown_ids();
 	test_retry_backoff();
 	test_result_ttl();
