@@ -283,8 +283,9 @@ static inline void tq__slot_prefetch(tq *t, uint32_t idx)
 }
 
 /* A reserved free slot from the handle's cache, refilled 32 at a time; the
- * slot is named by held entry *hi. */
-static inline int tq__slot_get(tq *t, uint32_t *idx, int *hi)
+ * slot is named by held entry *hi. The caller writes the process record's
+ * gauge of cached slots (tq__slot_gauge()), once for a run of takes. */
+static inline int tq__slot_take(tq *t, uint32_t *idx, int *hi)
 {
 	if (__builtin_expect(!t->ncache, 0)) {
 		int e = tq__slot_refill(t);
@@ -292,7 +293,6 @@ static inline int tq__slot_get(tq *t, uint32_t *idx, int *hi)
 			return e;
 	}
 	t->ncache--;
-	tq__store_rlx(&t->proc->cached, t->ncache + t->free_count);
 	*idx = t->cache[t->ncache];
 	*hi = t->cache_hi[t->ncache];
 	/* Fetch the next slot's lines now, so that the next submit's stores
@@ -300,6 +300,11 @@ static inline int tq__slot_get(tq *t, uint32_t *idx, int *hi)
 	if (t->ncache)
 		tq__slot_prefetch(t, t->cache[t->ncache - 1]);
 	return 0;
+}
+
+static inline void tq__slot_gauge(tq *t)
+{
+	tq__store_rlx(&t->proc->cached, t->ncache + t->free_count);
 }
 void tq__slot_free(tq *t, uint32_t idx);
 void tq__slot_flush(tq *t);

@@ -26,82 +26,101 @@ struct lease_ctx {
 };
 
 /*
+ * Stamp a task just claimed from ring (q, lv) as held entry hi: its lease
+ * (attempt, deadline, lessee's entry) in the slot, its start in the
+ * handle, what the caller sees in *o, and the wait of a first attempt.
+ * lease_ms 0: the task's own lease time.
+ */
+static inline __attribute__((always_inline)) void
+lease_stamp(tq *t, uint32_t idx, int hi, uint32_t q, uint32_t lv, uint64_t now,
+	    uint32_t lease_ms, struct tq__hist *wait, struct tq_task *o)
+{
+	struct tq__slot *s = tq__slot(t, idx);
+	uint32_t att, len = 0;
+	uint64_t due, sub;
+	const void *p;
+
+	tq__store_rlx(&s->held, (uint16_t)hi);
+	t->held_lease[hi] = 1;
+	t->held_t0[hi] = now;
+	att = tq__load_rlx(&s->attempts) + 1u;
+	if (att > 255)
+		att = 255;
+	tq__store_rlx(&s->attempts, (uint8_t)att);
+	if (!lease_ms)
+		lease_ms = tq__load_rlx(&s->lease_ms);
+	due = now + (uint64_t)lease_ms * 1000000ull;
+	tq__store_rlx(&s->due_ns, due);
+	p = tq__payload_ptr(t, s, &len);
+	sub = tq__load_rlx(&s->submitted_ns);
+	o->id = ((uint64_t)tq__load_rlx(&s->gen) << 32) | idx;
+	o->payload = p;
+	o->len = p ? len : 0;
+	o->queue = q;
+	o->level = lv;
+	o->type = tq__load_rlx(&s->type);
+	o->attempts = att;
+	o->max_attempts = tq__load_rlx(&s->max_attempts);
+	o->submitted_ns = sub;
+	o->deadline_ns = due;
+	if (att == 1 && sub < now)
+		tq__hist_put(wait, now - sub);
+}
+
+/*
  * Claim up to max tasks from ring (q, lv) into out[]: the number taken, or
  * an error if none was. Everything that is the same for the whole run (the
- * ring, its counter, its histogram) is worked out once; the handle's
- * process-record figures are written once per call (lease_done()).
+ * ring, its counter, its histogram, the lease time asked for) is worked out
+ * once; the handle's process-record figures are written once per call
+ * (lease_done()).
  */
 static int take_from(struct lease_ctx *c, uint32_t q, uint32_t lv, struct tq_task *out,
 		     unsigned max)
 {
 	tq *t = c->t;
-	const uint32_t r = tq__ring_ready(&t->lay, q, lv);
-	uint64_t *leased = &tq__ctr(t, q, lv, t->stripe)->c[TQ__C_LEASED];
+	const uint32_t r = tq__ring_ready(&t->lay, q, lv), lease_ms = c->lease_ms;
 	struct tq__hist *wait = tq__hist(t, q, lv, TQ_HIST_WAIT);
 	const uint64_t now = c->now, st = t->st_leased;
 	uint32_t run[TQ_BATCH_MAX];
 	int run_hi[TQ_BATCH_MAX];
-	unsigned n = 0, k = 0, nrun = 0;
+	unsigned n = 0;
+	int e = 0;
 
 	while (n < max) {
-		struct tq_task *o = &out[n];
-		struct tq__slot *s;
-		uint32_t idx, att, lease_ms, len = 0;
-		uint64_t due, sub;
-		const void *p;
-		int hi, e;
+		unsigned nrun = 0;
 
 		/* A run of the ring's cells in one go, else one the careful
 		 * way (the end of a chunk, a stale entry, a race). */
-		if (k == nrun && max - n > 1) {
+		if (max - n > 1) {
 			e = tq__ring_pop_many(t, r, TQ__K_READY, st, run, run_hi, max - n);
 			if (e < 0)
-				return n ? (int)n : e;      /* empty */
+				break;                      /* empty */
 			nrun = (unsigned)e;
-			k = 0;
 		}
-		if (k < nrun) {
-			idx = run[k];
-			hi = run_hi[k++];
-		} else {
-			hi = tq__held_reserve(t);
-			if (hi < 0)
-				return n ? (int)n : hi;
+		if (!nrun) {
+			uint32_t idx;
+			int hi = tq__held_reserve(t);
+
+			if (hi < 0) {
+				e = hi;
+				break;
+			}
 			e = tq__ring_pop(t, r, TQ__K_READY, st, hi, &idx);
 			if (e < 0) {
 				tq__held_del(t, hi);
-				return n ? (int)n : e;
+				break;
 			}
+			lease_stamp(t, idx, hi, q, lv, now, lease_ms, wait, &out[n]);
+			nrun = 1;
+		} else {
+			for (unsigned k = 0; k < nrun; k++)
+				lease_stamp(t, run[k], run_hi[k], q, lv, now, lease_ms, wait,
+					    &out[n + k]);
 		}
-		s = tq__slot(t, idx);
-		tq__store_rlx(&s->held, (uint16_t)hi);
-		t->held_lease[hi] = 1;
-		t->held_t0[hi] = now;
-		att = tq__load_rlx(&s->attempts) + 1u;
-		if (att > 255)
-			att = 255;
-		tq__store_rlx(&s->attempts, (uint8_t)att);
-		lease_ms = c->lease_ms ? c->lease_ms : tq__load_rlx(&s->lease_ms);
-		due = now + (uint64_t)lease_ms * 1000000ull;
-		tq__store_rlx(&s->due_ns, due);
-		p = tq__payload_ptr(t, s, &len);
-		sub = tq__load_rlx(&s->submitted_ns);
-		o->id = ((uint64_t)tq__load_rlx(&s->gen) << 32) | idx;
-		o->payload = p;
-		o->len = p ? len : 0;
-		o->queue = q;
-		o->level = lv;
-		o->type = tq__load_rlx(&s->type);
-		o->attempts = att;
-		o->max_attempts = tq__load_rlx(&s->max_attempts);
-		o->submitted_ns = sub;
-		o->deadline_ns = due;
-		tq__add_rlx(leased, 1);
-		if (att == 1 && sub < now)
-			tq__hist_put(wait, now - sub);
-		n++;
+		n += nrun;
+		tq__count(t, q, lv, TQ__C_LEASED, nrun);
 	}
-	return (int)n;
+	return n ? (int)n : e;
 }
 
 /* The handle's figures in its process record (tq_procs()), once per call. */

@@ -194,24 +194,28 @@ static int submit_undo(struct submit_ctx *c, uint32_t idx, int hi, uint32_t len,
 /*
  * The first half of accepting a task: a reserved slot from the cache,
  * filled, not yet published (*idx, held entry *hi). -EAGAIN when there is
- * no room right now, with nothing taken.
+ * no room right now, with nothing taken. plain (a constant): the caller
+ * knows the queue has no max_length, the task is ready now and nobody
+ * wants its ID announced, and writes the cache gauge itself.
  */
 static inline __attribute__((always_inline)) int
 submit_fill(struct submit_ctx *c, const void *payload, uint32_t len, uint32_t level, uint32_t type,
-	    uint64_t *id, uint32_t *idx, int *hi)
+	    uint64_t *id, uint32_t *idx, int *hi, bool plain)
 {
 	tq *t = c->t;
 	struct tq__slot *s;
 	int e;
 
-	if (__builtin_expect(c->max_length != 0, 0)) {
+	if (!plain && __builtin_expect(c->max_length != 0, 0)) {
 		if (tq__add(&c->qu->count, 1) > c->max_length) {
 			tq__add(&c->qu->count, (uint64_t)-1);
 			return tq__fail(t, -EAGAIN, "queue %u holds its max_length of %u tasks", c->q,
 					c->max_length);
 		}
 	}
-	e = tq__slot_get(t, idx, hi);
+	e = tq__slot_take(t, idx, hi);
+	if (!plain)
+		tq__slot_gauge(t);
 	if (__builtin_expect(e < 0, 0))
 		return submit_undo(c, TQ__NIL, 0, len, e);
 	s = tq__slot(t, *idx);
@@ -234,8 +238,8 @@ submit_fill(struct submit_ctx *c, const void *payload, uint32_t len, uint32_t le
 	tq__store_rlx(&s->max_attempts, (uint8_t)c->max_attempts);
 	tq__store_rlx(&s->lease_ms, c->lease_ms);
 	tq__store_rlx(&s->submitted_ns, c->now);
-	tq__store_rlx(&s->due_ns, c->not_before > c->now ? c->not_before : TQ__NO_DUE);
-	if (__builtin_expect(c->announce != NULL, 0))
+	tq__store_rlx(&s->due_ns, !plain && c->not_before > c->now ? c->not_before : TQ__NO_DUE);
+	if (!plain && __builtin_expect(c->announce != NULL, 0))
 		tq__store(c->announce, *id);
 	return 0;
 }
@@ -288,7 +292,7 @@ submit_one(struct submit_ctx *c, const void *payload, uint32_t len, uint32_t lev
 	uint32_t idx = TQ__NIL;
 	int hi = -1, e;
 
-	e = submit_fill(c, payload, len, level, type, id, &idx, &hi);
+	e = submit_fill(c, payload, len, level, type, id, &idx, &hi, false);
 	if (e < 0)
 		return e;
 	return submit_publish(c, idx, hi, level);
@@ -309,17 +313,30 @@ static unsigned submit_run(struct submit_ctx *c, const struct tq_task_spec *spec
 	uint32_t idx[TQ_BATCH_MAX], level = specs[0].level;
 	int hi[TQ_BATCH_MAX], e = 0;
 	uint64_t id[TQ_BATCH_MAX];
-	unsigned k, p, i;
+	unsigned k, m, p, i;
 
-	for (k = 0; k < n && (k == 0 || t->ncache); k++) {
+	/* The first may refill the cache; the run ends where the cache does. */
+	e = submit_fill(c, specs[0].payload, specs[0].len, level, specs[0].type, &id[0], &idx[0],
+			&hi[0], true);
+	if (e < 0) {
+		tq__slot_gauge(t);
+		*err = e;
+		return 0;
+	}
+	m = n < t->ncache + 1 ? n : t->ncache + 1;
+	for (k = 1; k < m; k++) {
 		const struct tq_task_spec *sp = &specs[k];
 
-		e = submit_fill(c, sp->payload, sp->len, level, sp->type, &id[k], &idx[k], &hi[k]);
+		e = submit_fill(c, sp->payload, sp->len, level, sp->type, &id[k], &idx[k], &hi[k],
+				true);
 		if (e < 0)
 			break;
 	}
-	p = k ? tq__ring_push_many(t, tq__ring_ready(&t->lay, c->q, level), idx, k,
-				   TQ__K_READY) : 0;
+	tq__slot_gauge(t);
+	p = tq__ring_push_many(t, tq__ring_ready(&t->lay, c->q, level), idx, k, TQ__K_READY);
+	/* Accepted: counted here, the rest by submit_publish(). */
+	tq__add_rlx(&c->ctr[level * TQ__STRIPES].c[TQ__C_SUBMITTED], p);
+	t->n_submitted += p;
 	for (i = 0; i < k; i++) {
 		if (i >= p) {
 			int pe = submit_publish(c, idx[i], hi[i], level);
@@ -334,7 +351,7 @@ static unsigned submit_run(struct submit_ctx *c, const struct tq_task_spec *spec
 				return i;
 			}
 		} else {
-			submit_accepted(c, hi[i], level, false);
+			tq__held_del(t, hi[i]);
 		}
 		if (ids)
 			ids[i] = id[i];
@@ -509,6 +526,7 @@ int tq_submit_batch(tq *t, int q, const struct tq_task_spec *specs, unsigned n,
 	struct submit_ctx c;
 	struct jsub j;
 	unsigned accepted = 0, ready = 0;
+	bool mixed = false;             /* of more than one level */
 	int64_t deadline;
 	int e = 0;
 
@@ -531,6 +549,7 @@ int tq_submit_batch(tq *t, int q, const struct tq_task_spec *specs, unsigned n,
 		if (__builtin_expect(sp->len > t->lay.max_payload || (sp->len && !sp->payload) ||
 				     sp->level >= t->lay.levels || sp->type > TQ_TYPE_MAX, 0))
 			return check_spec(t, i, sp->payload, sp->len, sp->level, sp->type);
+		mixed |= sp->level != specs[0].level;
 	}
 
 	ctx_init(&c, t, (uint32_t)q, opts);
@@ -540,7 +559,7 @@ int tq_submit_batch(tq *t, int q, const struct tq_task_spec *specs, unsigned n,
 	/* The common case, without a journal, a delay or a max_length: runs
 	 * of one level, each filled, then published in one go. */
 	while (!t->jon && !c.max_length && c.not_before <= c.now && accepted < n) {
-		unsigned k = 1, got;
+		unsigned k = mixed ? 1 : n - accepted, got;
 
 		while (accepted + k < n && specs[accepted + k].level == specs[accepted].level)
 			k++;
