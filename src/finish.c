@@ -46,7 +46,7 @@ static inline int leased(tq *t, uint64_t id, uint32_t *idx, int *hi)
 			/* Ours: the slot names our held entry (we wrote it
 			 * when we leased it, and only the lessee writes it). */
 			h = tq__load_rlx(&s->held);
-			if (__builtin_expect(h < TQ_HELD_MAX && t->held_lease[h] &&
+			if (__builtin_expect(h < TQ_HELD_MAX && t->held_t0[h] &&
 					     tq__load_rlx(&t->proc->held[h]) ==
 						     tq__held(TQ__H_SLOT, i), 1)) {
 				*idx = i;
@@ -91,14 +91,28 @@ static void ungrab(tq *t, uint32_t idx)
 	tq__store(&tq__slot(t, idx)->state, t->st_leased);
 }
 
-/* The lease of held entry hi is over; the process record's figures are
- * written by the caller (leases_ended()). */
+/* The lease of held entry hi is over; the handle's figures are the
+ * caller's (acks_counted(), or done_with()). */
+static inline void lease_over(tq *t, int hi)
+{
+	t->held_t0[hi] = 0;
+	tq__held_del(t, hi);
+}
+
+/* The same, counted; the process record's figures are written by the
+ * caller (leases_ended()). */
 static inline void done_with(tq *t, int hi)
 {
-	t->held_lease[hi] = 0;
-	tq__held_del(t, hi);
+	lease_over(t, hi);
 	if (t->leased_now)
 		t->leased_now--;
+}
+
+/* n acks (ack_free()) ended their leases and attempts. */
+static inline void acks_counted(tq *t, unsigned n)
+{
+	t->n_done += n;
+	t->leased_now = t->leased_now > n ? t->leased_now - n : 0;
 }
 
 /* An attempt ended (ack or fail) at now: its run time. */
@@ -204,8 +218,7 @@ ack_free(tq *t, struct ack_group *g, uint64_t id, uint32_t idx, int hi, uint64_t
 	}
 	if (now > t->held_t0[hi])
 		tq__hist_put(g->run, now - t->held_t0[hi]);
-	t->n_done++;
-	done_with(t, hi);
+	lease_over(t, hi);
 	g->n++;
 	return 0;
 }
@@ -236,6 +249,7 @@ int tq_ack_batch(tq *t, const uint64_t *ids, unsigned n, int *errs)
 	if (g.n)
 		ack_group_end(t, &g);
 	tq__slot_release_end(t);
+	acks_counted(t, acked);
 	leases_ended(t);
 	return (int)acked;
 }
@@ -261,6 +275,7 @@ int tq_ack(tq *t, uint64_t id, const void *result, size_t result_len)
 			return e;
 		ack_group_end(t, &g);
 		tq__slot_release_end(t);
+		acks_counted(t, 1);
 		leases_ended(t);
 		return 0;
 	}

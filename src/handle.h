@@ -43,8 +43,9 @@ struct tq {
 	/* Held list bookkeeping (the list itself is proc->held). */
 	uint16_t held_free[TQ_HELD_MAX];
 	uint32_t nheld_free;
-	uint64_t held_t0[TQ_HELD_MAX]; /* lease start of each held entry (ns) */
-	uint8_t held_lease[TQ_HELD_MAX]; /* entry names a task leased by tq_lease() */
+	/* Lease start (ns, odd, so never 0) of each held entry that names a
+	 * task leased by tq_lease(); 0 for any other entry. */
+	uint64_t held_t0[TQ_HELD_MAX];
 	uint64_t n_leased, n_done, n_submitted;
 	uint32_t leased_now;
 
@@ -284,8 +285,11 @@ static inline void tq__slot_prefetch(tq *t, uint32_t idx)
 
 /* A reserved free slot from the handle's cache, refilled 32 at a time; the
  * slot is named by held entry *hi. The caller writes the process record's
- * gauge of cached slots (tq__slot_gauge()), once for a run of takes. */
-static inline int tq__slot_take(tq *t, uint32_t *idx, int *hi)
+ * gauge of cached slots (tq__slot_gauge()), once for a run of takes.
+ * ahead (a constant): fetch the next one's lines, for a caller that takes
+ * one at a time (a refill has just fetched them all for one that takes a
+ * run). */
+static inline int tq__slot_take(tq *t, uint32_t *idx, int *hi, bool ahead)
 {
 	if (__builtin_expect(!t->ncache, 0)) {
 		int e = tq__slot_refill(t);
@@ -297,7 +301,7 @@ static inline int tq__slot_take(tq *t, uint32_t *idx, int *hi)
 	*hi = t->cache_hi[t->ncache];
 	/* Fetch the next slot's lines now, so that the next submit's stores
 	 * hit and its publishing CAS does not wait for them. */
-	if (t->ncache)
+	if (ahead && t->ncache)
 		tq__slot_prefetch(t, t->cache[t->ncache - 1]);
 	return 0;
 }

@@ -41,8 +41,7 @@ lease_stamp(tq *t, uint32_t idx, int hi, uint32_t q, uint32_t lv, uint64_t now,
 	const void *p;
 
 	tq__store_rlx(&s->held, (uint16_t)hi);
-	t->held_lease[hi] = 1;
-	t->held_t0[hi] = now;
+	t->held_t0[hi] = now | 1;      /* also says: a lease (handle.h) */
 	att = tq__load_rlx(&s->attempts) + 1u;
 	if (att > 255)
 		att = 255;

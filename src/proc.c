@@ -160,10 +160,10 @@ void tq__held_forget_lost(tq *t, uint32_t idx)
 	for (uint32_t h = 0; h < TQ_HELD_MAX; h++) {
 		uint32_t e = tq__load_rlx(&t->proc->held[h]), i = e & 0x3fffffffu;
 
-		if (!t->held_lease[h] || e >> 30 != TQ__H_SLOT || i >= t->lay.capacity ||
+		if (!t->held_t0[h] || e >> 30 != TQ__H_SLOT || i >= t->lay.capacity ||
 		    (idx != TQ__NIL && i != idx) || tq__load(&tq__slot(t, i)->state) == mine)
 			continue;
-		t->held_lease[h] = 0;
+		t->held_t0[h] = 0;
 		tq__held_del(t, (int)h);
 		if (t->leased_now)
 			tq__store_rlx(&t->proc->leased_now, --t->leased_now);

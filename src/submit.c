@@ -20,8 +20,9 @@
 /* Fill the empty cache with up to 32 reserved free slots. */
 int tq__slot_refill(tq *t)
 {
+	struct tq__slot *const slots = t->slots;
 	uint32_t got[TQ__CACHE_MAX];
-	unsigned want = TQ__CACHE_MAX, n;
+	unsigned want = TQ__CACHE_MAX, n, nc;
 
 	tq__slot_flush(t);             /* our own frees first */
 	if (t->nheld_free < want + 1)
@@ -69,8 +70,9 @@ int tq__slot_refill(tq *t)
 	 * wait for each miss in turn. */
 	for (unsigned i = 0; i < n; i++)
 		tq__slot_prefetch(t, got[i]);
+	nc = t->ncache;
 	for (unsigned i = 0; i < n; i++) {
-		struct tq__slot *s = tq__slot(t, got[i]);
+		struct tq__slot *s = slots + got[i];
 		uint32_t gen;
 		int h = tq__held_add(t, tq__held(TQ__H_SLOT, got[i]));
 
@@ -95,11 +97,12 @@ int tq__slot_refill(tq *t)
 		tq__store(&s->gen, gen);
 		/* No payload yet: recovery must not free a stale block. */
 		tq__store_rlx(&s->len, 0);
-		t->cache[t->ncache] = got[i];
-		t->cache_hi[t->ncache] = (uint16_t)h;
-		t->ncache++;
+		t->cache[nc] = got[i];
+		t->cache_hi[nc] = (uint16_t)h;
+		nc++;
 	}
-	return t->ncache ? 0 : -EAGAIN;
+	t->ncache = nc;
+	return nc ? 0 : -EAGAIN;
 }
 
 /* Put a reserved slot that was not used back into the cache. */
@@ -213,7 +216,7 @@ submit_fill(struct submit_ctx *c, const void *payload, uint32_t len, uint32_t le
 					c->max_length);
 		}
 	}
-	e = tq__slot_take(t, idx, hi);
+	e = tq__slot_take(t, idx, hi, !plain);
 	if (!plain)
 		tq__slot_gauge(t);
 	if (__builtin_expect(e < 0, 0))
@@ -312,7 +315,7 @@ static unsigned submit_run(struct submit_ctx *c, const struct tq_task_spec *spec
 	tq *t = c->t;
 	uint32_t idx[TQ_BATCH_MAX], level = specs[0].level;
 	int hi[TQ_BATCH_MAX], e = 0;
-	uint64_t id[TQ_BATCH_MAX];
+	uint64_t idbuf[TQ_BATCH_MAX], *id = ids ? ids : idbuf;
 	unsigned k, m, p, i;
 
 	/* The first may refill the cache; the run ends where the cache does. */
@@ -337,24 +340,20 @@ static unsigned submit_run(struct submit_ctx *c, const struct tq_task_spec *spec
 	/* Accepted: counted here, the rest by submit_publish(). */
 	tq__add_rlx(&c->ctr[level * TQ__STRIPES].c[TQ__C_SUBMITTED], p);
 	t->n_submitted += p;
-	for (i = 0; i < k; i++) {
-		if (i >= p) {
-			int pe = submit_publish(c, idx[i], hi[i], level);
+	for (i = 0; i < p; i++)
+		tq__held_del(t, hi[i]);
+	for (; i < k; i++) {
+		int pe = submit_publish(c, idx[i], hi[i], level);
 
-			if (pe < 0) {
-				/* Not accepted, and neither is anything after it. */
-				for (unsigned j = i + 1; j < k; j++) {
-					tq__payload_drop(t, tq__slot(t, idx[j]));
-					submit_undo(c, idx[j], hi[j], 0, 0);
-				}
-				*err = pe;
-				return i;
+		if (pe < 0) {
+			/* Not accepted, and neither is anything after it. */
+			for (unsigned j = i + 1; j < k; j++) {
+				tq__payload_drop(t, tq__slot(t, idx[j]));
+				submit_undo(c, idx[j], hi[j], 0, 0);
 			}
-		} else {
-			tq__held_del(t, hi[i]);
+			*err = pe;
+			return i;
 		}
-		if (ids)
-			ids[i] = id[i];
 	}
 	*err = e;
 	return k;
