@@ -49,10 +49,11 @@ struct tq {
 	uint64_t n_leased, n_done, n_submitted;
 	uint32_t leased_now;
 
-	/* Reserved free slots, each also on the held list. */
+	/* Reserved free slots, all of one bitmap word, named by the process
+	 * record's res_word and res_mask (written there as res_mask). */
 	uint32_t cache[TQ__CACHE_MAX];
-	uint16_t cache_hi[TQ__CACHE_MAX];
 	uint32_t ncache;
+	uint64_t res_mask;
 	uint32_t slot_cursor;      /* next word to look at in the slot window */
 	uint32_t slot_far;         /* next word to look at past it (window full) */
 	uint32_t window_skip;      /* refills left before looking at a full window again */
@@ -284,12 +285,12 @@ static inline void tq__slot_prefetch(tq *t, uint32_t idx)
 }
 
 /* A reserved free slot from the handle's cache, refilled 32 at a time; the
- * slot is named by held entry *hi. The caller writes the process record's
- * gauge of cached slots (tq__slot_gauge()), once for a run of takes.
- * ahead (a constant): fetch the next one's lines, for a caller that takes
- * one at a time (a refill has just fetched them all for one that takes a
- * run). */
-static inline int tq__slot_take(tq *t, uint32_t *idx, int *hi, bool ahead)
+ * slot stays named in the process record until tq__slot_unname(). The
+ * caller writes the process record's gauge of cached slots
+ * (tq__slot_gauge()), once for a run of takes. ahead (a constant): fetch
+ * the next one's lines, for a caller that takes one at a time (a refill
+ * has just fetched them all for one that takes a run). */
+static inline int tq__slot_take(tq *t, uint32_t *idx, bool ahead)
 {
 	if (__builtin_expect(!t->ncache, 0)) {
 		int e = tq__slot_refill(t);
@@ -298,12 +299,25 @@ static inline int tq__slot_take(tq *t, uint32_t *idx, int *hi, bool ahead)
 	}
 	t->ncache--;
 	*idx = t->cache[t->ncache];
-	*hi = t->cache_hi[t->ncache];
 	/* Fetch the next slot's lines now, so that the next submit's stores
 	 * hit and its publishing CAS does not wait for them. */
 	if (ahead && t->ncache)
 		tq__slot_prefetch(t, t->cache[t->ncache - 1]);
 	return 0;
+}
+
+/* The slots of mask (of the cache's bitmap word) have reached their next
+ * owner (a ring, the delay wheel, the free pool): no longer the handle's
+ * to name (P7 in docs/protocols.md). */
+static inline void tq__slot_unname(tq *t, uint64_t mask)
+{
+	t->res_mask &= ~mask;
+	tq__store(&t->proc->res_mask, t->res_mask);
+}
+
+static inline uint64_t tq__slot_bit(uint32_t idx)
+{
+	return 1ull << (idx % 64u);
 }
 
 static inline void tq__slot_gauge(tq *t)

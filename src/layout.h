@@ -21,7 +21,7 @@
 #include "journal.h"
 
 #define TQ__MAGIC          0x544e4d4745535154ull  /* "TQSEGMNT" little-endian */
-#define TQ__LAYOUT_VERSION 2u
+#define TQ__LAYOUT_VERSION 3u
 #define TQ__CACHELINE      64u
 
 #define TQ__SLOT_SIZE      128u                  /* header + inline payload */
@@ -233,8 +233,10 @@ struct tq__proc {
 	uint32_t space_sleeping; /* 1 while registered on the header's space queue */
 	uint32_t cached;         /* free slots in its cache or not yet given back */
 	uint32_t free_word;      /* slot bitmap word of its pending frees */
-	uint32_t pad;
+	uint32_t res_word;       /* slot bitmap word of its reserved slots */
 	uint64_t free_mask;      /* its freed slots whose bits are not cleared yet */
+	uint64_t res_mask;       /* its reserved slots (cached, being filled or
+	                          * published), named as held entries are (I2) */
 	uint64_t recoverer;      /* token of the handle recovering it, 0 none */
 	uint64_t sleeping[TQ_QUEUES_MAX / 64]; /* queues whose ready queue it sleeps on */
 	/* For display (tq_procs()); written by the owner, relaxed. */

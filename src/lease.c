@@ -315,9 +315,9 @@ int tq_lease(tq *t, const struct tq_lease_opts *opts, struct tq_task *out, unsig
 		c.qs = t->allq;
 		c.nq = t->nallq;
 	}
-	if (t->nheld_free <= t->ncache)
+	if (!t->nheld_free)
 		tq__held_forget_lost(t, TQ__NIL);   /* leases taken back meanwhile */
-	if (t->nheld_free <= t->ncache)
+	if (!t->nheld_free)
 		return tq__fail(t, -ENOBUFS, "this handle holds %u tasks already", TQ_HELD_MAX);
 	if (max > t->nheld_free)
 		max = t->nheld_free;

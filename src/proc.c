@@ -95,6 +95,7 @@ int tq__proc_claim(tq *t)
 			tq__store_rlx(&p->sleeping[w], 0);
 		tq__store_rlx(&p->space_sleeping, 0);
 		tq__store_rlx(&p->free_mask, 0);
+		tq__store_rlx(&p->res_mask, 0);
 		tq__store_rlx(&p->recoverer, 0);
 		tq__store_rlx(&p->cached, 0);
 		tq__store(&p->pid, (int32_t)getpid());
@@ -128,7 +129,7 @@ void tq__proc_release(tq *t)
 	while (t->ncache) {
 		t->ncache--;
 		tq__slot_free(t, t->cache[t->ncache]);
-		tq__held_del(t, t->cache_hi[t->ncache]);
+		tq__slot_unname(t, tq__slot_bit(t->cache[t->ncache]));
 	}
 	tq__slot_flush(t);
 	tq__store_rlx(&p->cached, 0);

@@ -264,6 +264,19 @@ static void recover_proc(tq *t, uint32_t p, uint64_t dead, struct tq_recovery *r
 			recover_chunk(t, dead, idx, rep);
 		tq__store(&rec->held[h], 0);
 	}
+	/* Its reserved slots: named as held entries are, and finished the
+	 * same way (a cached slot is freed, a published one left alone, one
+	 * caught between its state and its cell published). */
+	mask = tq__load(&rec->res_mask);
+	w = tq__load(&rec->res_word);
+	if (mask && w < tq__bitmap_words(t->lay.capacity)) {
+		for (uint64_t m = mask; m; m &= m - 1) {
+			uint32_t idx = w * 64 + (uint32_t)__builtin_ctzll(m);
+			if (idx < t->lay.capacity)
+				recover_slot(t, dead, idx, rep);
+		}
+	}
+	tq__store(&rec->res_mask, 0);
 	/* Its freed slots whose bits it had not cleared yet. */
 	mask = tq__load(&rec->free_mask);
 	w = tq__load(&rec->free_word);

@@ -17,17 +17,25 @@
 
 #define SPACE_NAP_MS 100
 
-/* Fill the empty cache with up to 32 reserved free slots. */
+/*
+ * Fill the empty cache with up to 32 reserved free slots of one bitmap
+ * word. They are named in the process record (res_word, res_mask) before
+ * any is claimed, as a held entry would name each (I2); a slot leaves the
+ * mask once it has reached its next owner (tq__slot_unname()). The cache
+ * is empty, so every slot named before has: the mask is 0 here.
+ */
 int tq__slot_refill(tq *t)
 {
 	struct tq__slot *const slots = t->slots;
 	uint32_t got[TQ__CACHE_MAX];
-	unsigned want = TQ__CACHE_MAX, n, nc;
+	const unsigned want = TQ__CACHE_MAX;
+	uint64_t mask = 0, lost = 0;
+	unsigned n, nc;
 
 	tq__slot_flush(t);             /* our own frees first */
-	if (t->nheld_free < want + 1)
-		want = t->nheld_free > 1 ? t->nheld_free - 1 : 0;
-	if (!want)
+	/* A submit may need held entries of its own: a ring chunk, a
+	 * payload block. */
+	if (t->nheld_free < 2)
 		return -ENOBUFS;
 	/* Take from a window of the first 16 Ki slots, next time from the
 	 * next word: a slot comes back to the producer long after the worker
@@ -68,22 +76,26 @@ int tq__slot_refill(tq *t)
 	/* Behind a deep queue these slots were last written long ago: fetch
 	 * them all before the claims, whose full barriers would otherwise
 	 * wait for each miss in turn. */
-	for (unsigned i = 0; i < n; i++)
+	if (!n)
+		return -EAGAIN;
+	if (__builtin_expect(t->res_mask != 0, 0))
+		return tq__fail(t, -EPROTO, "refill with reserved slots still named");
+	for (unsigned i = 0; i < n; i++) {
 		tq__slot_prefetch(t, got[i]);
+		mask |= tq__slot_bit(got[i]);
+	}
+	tq__store(&t->proc->res_word, got[0] / 64u);
+	t->res_mask = mask;
+	tq__store(&t->proc->res_mask, mask);
 	nc = t->ncache;
 	for (unsigned i = 0; i < n; i++) {
 		struct tq__slot *s = slots + got[i];
 		uint32_t gen;
-		int h = tq__held_add(t, tq__held(TQ__H_SLOT, got[i]));
 
-		if (h < 0) {
-			tq__pool_give(tq__slot_bits(t), got[i]);
-			continue;
-		}
 		/* A clear bit on a slot that is not FREE is left set
 		 * for the supervisor's sweep. */
 		if (!tq__cas64(&s->state, 0, t->st_reserved)) {
-			tq__held_del(t, h);
+			lost |= tq__slot_bit(got[i]);
 			continue;
 		}
 		gen = tq__load_rlx(&s->gen) + 1;
@@ -91,25 +103,24 @@ int tq__slot_refill(tq *t)
 			/* Its IDs are used up: retire it, bit set forever,
 			 * so that no ID is ever given twice. */
 			tq__store(&s->state, tq__st(TQ__K_RETIRED, 0));
-			tq__held_del(t, h);
+			lost |= tq__slot_bit(got[i]);
 			continue;
 		}
 		tq__store(&s->gen, gen);
 		/* No payload yet: recovery must not free a stale block. */
 		tq__store_rlx(&s->len, 0);
-		t->cache[nc] = got[i];
-		t->cache_hi[nc] = (uint16_t)h;
-		nc++;
+		t->cache[nc++] = got[i];
 	}
 	t->ncache = nc;
+	if (lost)
+		tq__slot_unname(t, lost);
 	return nc ? 0 : -EAGAIN;
 }
 
 /* Put a reserved slot that was not used back into the cache. */
-static void slot_unget(tq *t, uint32_t idx, int hi)
+static void slot_unget(tq *t, uint32_t idx)
 {
 	t->cache[t->ncache] = idx;
-	t->cache_hi[t->ncache] = (uint16_t)hi;
 	t->ncache++;
 	tq__store_rlx(&t->proc->cached, t->ncache + t->free_count);
 }
@@ -180,12 +191,12 @@ struct submit_ctx {
 };
 
 /* Give back what submit_fill() took: the slot, and the queue's count. */
-static int submit_undo(struct submit_ctx *c, uint32_t idx, int hi, uint32_t len, int e)
+static int submit_undo(struct submit_ctx *c, uint32_t idx, uint32_t len, int e)
 {
 	tq *t = c->t;
 
 	if (idx != TQ__NIL)
-		slot_unget(t, idx, hi);
+		slot_unget(t, idx);
 	if (c->max_length)
 		tq__add(&c->qu->count, (uint64_t)-1);
 	if (e == -EAGAIN)
@@ -196,14 +207,14 @@ static int submit_undo(struct submit_ctx *c, uint32_t idx, int hi, uint32_t len,
 
 /*
  * The first half of accepting a task: a reserved slot from the cache,
- * filled, not yet published (*idx, held entry *hi). -EAGAIN when there is
+ * filled, not yet published (*idx, still named). -EAGAIN when there is
  * no room right now, with nothing taken. plain (a constant): the caller
  * knows the queue has no max_length, the task is ready now and nobody
  * wants its ID announced, and writes the cache gauge itself.
  */
 static inline __attribute__((always_inline)) int
 submit_fill(struct submit_ctx *c, const void *payload, uint32_t len, uint32_t level, uint32_t type,
-	    uint64_t *id, uint32_t *idx, int *hi, bool plain)
+	    uint64_t *id, uint32_t *idx, bool plain)
 {
 	tq *t = c->t;
 	struct tq__slot *s;
@@ -216,11 +227,11 @@ submit_fill(struct submit_ctx *c, const void *payload, uint32_t len, uint32_t le
 					c->max_length);
 		}
 	}
-	e = tq__slot_take(t, idx, hi, !plain);
+	e = tq__slot_take(t, idx, !plain);
 	if (!plain)
 		tq__slot_gauge(t);
 	if (__builtin_expect(e < 0, 0))
-		return submit_undo(c, TQ__NIL, 0, len, e);
+		return submit_undo(c, TQ__NIL, len, e);
 	s = tq__slot(t, *idx);
 	/* The ID comes from the generation this handle reserved; once the
 	 * task is published a worker may finish it and the slot may be
@@ -232,7 +243,7 @@ submit_fill(struct submit_ctx *c, const void *payload, uint32_t len, uint32_t le
 		tq__store_rlx(&s->block, 0);
 		tq__store_rlx(&s->len, len);
 	} else if ((e = tq__payload_store(t, s, payload, len)) < 0) {
-		return submit_undo(c, *idx, *hi, len, e);
+		return submit_undo(c, *idx, len, e);
 	}
 	tq__store_rlx(&s->type, (uint16_t)type);
 	tq__store_rlx(&s->queue, (uint8_t)c->q);
@@ -249,9 +260,9 @@ submit_fill(struct submit_ctx *c, const void *payload, uint32_t len, uint32_t le
 
 /* Accepted: the task belongs to its ring (or the delay wheel) now. */
 static inline __attribute__((always_inline)) void
-submit_accepted(struct submit_ctx *c, int hi, uint32_t level, bool delayed)
+submit_accepted(struct submit_ctx *c, uint32_t idx, uint32_t level, bool delayed)
 {
-	tq__held_del(c->t, hi);
+	tq__slot_unname(c->t, tq__slot_bit(idx));
 	tq__add_rlx(&c->ctr[level * TQ__STRIPES].c[TQ__C_SUBMITTED], 1);
 	c->t->n_submitted++;
 	if (delayed)
@@ -261,7 +272,7 @@ submit_accepted(struct submit_ctx *c, int hi, uint32_t level, bool delayed)
 /* The second half: publish a filled slot. 0 ready, 1 in the delay wheel,
  * or an error with the slot given back. */
 static inline __attribute__((always_inline)) int
-submit_publish(struct submit_ctx *c, uint32_t idx, int hi, uint32_t level)
+submit_publish(struct submit_ctx *c, uint32_t idx, uint32_t level)
 {
 	tq *t = c->t;
 	int e = 1;
@@ -277,9 +288,9 @@ submit_publish(struct submit_ctx *c, uint32_t idx, int hi, uint32_t level)
 		e = 1;
 	if (__builtin_expect(e < 0, 0)) {
 		tq__payload_drop(t, tq__slot(t, idx));
-		return submit_undo(c, idx, hi, 0, e);
+		return submit_undo(c, idx, 0, e);
 	}
-	submit_accepted(c, hi, level, e == 1);
+	submit_accepted(c, idx, level, e == 1);
 	return e;
 }
 
@@ -293,12 +304,12 @@ submit_one(struct submit_ctx *c, const void *payload, uint32_t len, uint32_t lev
 	   uint64_t *id)
 {
 	uint32_t idx = TQ__NIL;
-	int hi = -1, e;
+	int e;
 
-	e = submit_fill(c, payload, len, level, type, id, &idx, &hi, false);
+	e = submit_fill(c, payload, len, level, type, id, &idx, false);
 	if (e < 0)
 		return e;
-	return submit_publish(c, idx, hi, level);
+	return submit_publish(c, idx, level);
 }
 
 /*
@@ -314,13 +325,13 @@ static unsigned submit_run(struct submit_ctx *c, const struct tq_task_spec *spec
 {
 	tq *t = c->t;
 	uint32_t idx[TQ_BATCH_MAX], level = specs[0].level;
-	int hi[TQ_BATCH_MAX], e = 0;
-	uint64_t idbuf[TQ_BATCH_MAX], *id = ids ? ids : idbuf;
+	uint64_t idbuf[TQ_BATCH_MAX], *id = ids ? ids : idbuf, placed = 0;
 	unsigned k, m, p, i;
+	int e;
 
 	/* The first may refill the cache; the run ends where the cache does. */
 	e = submit_fill(c, specs[0].payload, specs[0].len, level, specs[0].type, &id[0], &idx[0],
-			&hi[0], true);
+			true);
 	if (e < 0) {
 		tq__slot_gauge(t);
 		*err = e;
@@ -330,8 +341,7 @@ static unsigned submit_run(struct submit_ctx *c, const struct tq_task_spec *spec
 	for (k = 1; k < m; k++) {
 		const struct tq_task_spec *sp = &specs[k];
 
-		e = submit_fill(c, sp->payload, sp->len, level, sp->type, &id[k], &idx[k], &hi[k],
-				true);
+		e = submit_fill(c, sp->payload, sp->len, level, sp->type, &id[k], &idx[k], true);
 		if (e < 0)
 			break;
 	}
@@ -341,15 +351,17 @@ static unsigned submit_run(struct submit_ctx *c, const struct tq_task_spec *spec
 	tq__add_rlx(&c->ctr[level * TQ__STRIPES].c[TQ__C_SUBMITTED], p);
 	t->n_submitted += p;
 	for (i = 0; i < p; i++)
-		tq__held_del(t, hi[i]);
+		placed |= tq__slot_bit(idx[i]);
+	if (placed)
+		tq__slot_unname(t, placed);
 	for (; i < k; i++) {
-		int pe = submit_publish(c, idx[i], hi[i], level);
+		int pe = submit_publish(c, idx[i], level);
 
 		if (pe < 0) {
 			/* Not accepted, and neither is anything after it. */
 			for (unsigned j = i + 1; j < k; j++) {
 				tq__payload_drop(t, tq__slot(t, idx[j]));
-				submit_undo(c, idx[j], hi[j], 0, 0);
+				submit_undo(c, idx[j], 0, 0);
 			}
 			*err = pe;
 			return i;
