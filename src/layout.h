@@ -141,17 +141,35 @@ struct tq__slot {
 	uint64_t due_ns;        /* not-before while delayed, deadline while leased;
 	                         * TQ__NO_DUE while ready (recovery then knows a
 	                         * fresh lease has not stamped its deadline yet) */
-	uint16_t type;
-	uint8_t queue;
-	uint8_t level;
-	uint8_t attempts;
-	uint8_t max_attempts;
-	uint16_t held;          /* while leased: the held-list entry of the
-	                         * lessee, written and read by it only */
+	union {
+		struct {
+			uint16_t type;
+			uint8_t queue;
+			uint8_t level;
+			uint8_t attempts;
+			uint8_t max_attempts;
+			uint16_t held;  /* while leased: the held-list entry of
+			                 * the lessee, written and read by it only */
+		};
+		uint64_t meta;          /* all of them, written at once by a submit
+		                         * (tq__slot_meta()) */
+	};
 	uint8_t data[TQ__INLINE_MAX];
 };
 _Static_assert(sizeof(struct tq__slot) == TQ__SLOT_SIZE, "slot size");
 _Static_assert(offsetof(struct tq__slot, data) == TQ__SLOT_HDR, "slot header");
+_Static_assert(offsetof(struct tq__slot, meta) % 8 == 0 && offsetof(struct tq__slot, type) ==
+	       offsetof(struct tq__slot, meta), "slot meta word");
+
+/* The meta word of a slot (little-endian, as the fields above lay out on
+ * the machines tq runs on): no attempts yet, no held entry. */
+static inline uint64_t tq__slot_meta(uint32_t type, uint32_t queue, uint32_t level,
+				     uint32_t max_attempts)
+{
+	_Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "meta word layout");
+	return (uint64_t)(uint16_t)type | (uint64_t)(uint8_t)queue << 16 |
+	       (uint64_t)(uint8_t)level << 24 | (uint64_t)(uint8_t)max_attempts << 40;
+}
 
 /* Arena block reference: class:4 | index:28. */
 static inline uint32_t tq__blockref(uint32_t cls, uint32_t idx) { return (cls << 28) | idx; }

@@ -207,14 +207,15 @@ static int submit_undo(struct submit_ctx *c, uint32_t idx, uint32_t len, int e)
 
 /*
  * The first half of accepting a task: a reserved slot from the cache,
- * filled, not yet published (*idx, still named). -EAGAIN when there is
+ * filled, not yet published (*idx, still named), its type, queue, level
+ * and attempts given as its meta word. -EAGAIN when there is
  * no room right now, with nothing taken. plain (a constant): the caller
  * knows the queue has no max_length, the task is ready now and nobody
  * wants its ID announced, and writes the cache gauge itself.
  */
 static inline __attribute__((always_inline)) int
-submit_fill(struct submit_ctx *c, const void *payload, uint32_t len, uint32_t level, uint32_t type,
-	    uint64_t *id, uint32_t *idx, bool plain)
+submit_fill(struct submit_ctx *c, const void *payload, uint32_t len, uint64_t meta, uint64_t *id,
+	    uint32_t *idx, bool plain)
 {
 	tq *t = c->t;
 	struct tq__slot *s;
@@ -245,11 +246,7 @@ submit_fill(struct submit_ctx *c, const void *payload, uint32_t len, uint32_t le
 	} else if ((e = tq__payload_store(t, s, payload, len)) < 0) {
 		return submit_undo(c, *idx, len, e);
 	}
-	tq__store_rlx(&s->type, (uint16_t)type);
-	tq__store_rlx(&s->queue, (uint8_t)c->q);
-	tq__store_rlx(&s->level, (uint8_t)level);
-	tq__store_rlx(&s->attempts, 0);
-	tq__store_rlx(&s->max_attempts, (uint8_t)c->max_attempts);
+	tq__store_rlx(&s->meta, meta);
 	tq__store_rlx(&s->lease_ms, c->lease_ms);
 	tq__store_rlx(&s->submitted_ns, c->now);
 	tq__store_rlx(&s->due_ns, !plain && c->not_before > c->now ? c->not_before : TQ__NO_DUE);
@@ -306,7 +303,8 @@ submit_one(struct submit_ctx *c, const void *payload, uint32_t len, uint32_t lev
 	uint32_t idx = TQ__NIL;
 	int e;
 
-	e = submit_fill(c, payload, len, level, type, id, &idx, false);
+	e = submit_fill(c, payload, len, tq__slot_meta(type, c->q, level, c->max_attempts), id, &idx,
+			false);
 	if (e < 0)
 		return e;
 	return submit_publish(c, idx, level);
@@ -326,12 +324,13 @@ static unsigned submit_run(struct submit_ctx *c, const struct tq_task_spec *spec
 	tq *t = c->t;
 	uint32_t idx[TQ_BATCH_MAX], level = specs[0].level;
 	uint64_t idbuf[TQ_BATCH_MAX], *id = ids ? ids : idbuf, placed = 0;
+	const uint64_t meta = tq__slot_meta(0, c->q, level, c->max_attempts);
 	unsigned k, m, p, i;
 	int e;
 
 	/* The first may refill the cache; the run ends where the cache does. */
-	e = submit_fill(c, specs[0].payload, specs[0].len, level, specs[0].type, &id[0], &idx[0],
-			true);
+	e = submit_fill(c, specs[0].payload, specs[0].len, meta | (uint16_t)specs[0].type, &id[0],
+			&idx[0], true);
 	if (e < 0) {
 		tq__slot_gauge(t);
 		*err = e;
@@ -341,7 +340,8 @@ static unsigned submit_run(struct submit_ctx *c, const struct tq_task_spec *spec
 	for (k = 1; k < m; k++) {
 		const struct tq_task_spec *sp = &specs[k];
 
-		e = submit_fill(c, sp->payload, sp->len, level, sp->type, &id[k], &idx[k], true);
+		e = submit_fill(c, sp->payload, sp->len, meta | (uint16_t)sp->type, &id[k], &idx[k],
+				true);
 		if (e < 0)
 			break;
 	}
