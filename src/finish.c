@@ -33,7 +33,7 @@ static int __attribute__((noinline)) not_leased(tq *t, uint64_t id)
 }
 
 /* Find a task this handle leases; -ENOENT or -ESTALE otherwise. */
-static inline int leased(tq *t, uint64_t id, uint32_t *idx, int *hi)
+static inline int leased_slot(tq *t, uint64_t id, uint32_t *idx, int *hi, struct tq__slot **sp)
 {
 	uint32_t i = (uint32_t)id, gen = (uint32_t)(id >> 32), h;
 	struct tq__slot *s;
@@ -51,13 +51,23 @@ static inline int leased(tq *t, uint64_t id, uint32_t *idx, int *hi)
 						     tq__held(TQ__H_SLOT, i), 1)) {
 				*idx = i;
 				*hi = (int)h;
+				*sp = s;
 				return 0;
 			}
 		}
 	}
 	*idx = TQ__NIL;
 	*hi = -1;
+	*sp = NULL;
 	return not_leased(t, id);
+}
+
+/* The same, when the caller looks the slot up itself. */
+static inline int leased(tq *t, uint64_t id, uint32_t *idx, int *hi)
+{
+	struct tq__slot *s;
+
+	return leased_slot(t, id, idx, hi, &s);
 }
 
 static int __attribute__((noinline)) bad_place(tq *t, uint32_t q, uint32_t lv)
@@ -193,9 +203,9 @@ static inline void ack_group_end(tq *t, struct ack_group *g)
  * meanwhile.
  */
 static inline __attribute__((always_inline)) int
-ack_free(tq *t, struct ack_group *g, uint64_t id, uint32_t idx, int hi, uint64_t now)
+ack_free(tq *t, struct ack_group *g, uint64_t id, struct tq__slot *s, uint32_t idx, int hi,
+	 uint64_t now)
 {
-	struct tq__slot *s = tq__slot(t, idx);
 	uint32_t q, lv;
 	int e;
 
@@ -236,12 +246,13 @@ int tq_ack_batch(tq *t, const uint64_t *ids, unsigned n, int *errs)
 		return tq__fail(t, -EINVAL, "a batch holds 1..%u tasks, not %u", TQ_BATCH_MAX, n);
 	now = tq__now_ns();
 	for (unsigned i = 0; i < n; i++) {
+		struct tq__slot *s;
 		uint32_t idx;
 		int hi, e;
 
-		e = leased(t, ids[i], &idx, &hi);
+		e = leased_slot(t, ids[i], &idx, &hi, &s);
 		if (e == 0)
-			e = ack_free(t, &g, ids[i], idx, hi, now);
+			e = ack_free(t, &g, ids[i], s, idx, hi, now);
 		if (errs)
 			errs[i] = e;
 		acked += e == 0;
@@ -270,7 +281,7 @@ int tq_ack(tq *t, uint64_t id, const void *result, size_t result_len)
 	if (!result_len) {
 		struct ack_group g = { .q = UINT32_MAX };
 
-		e = ack_free(t, &g, id, idx, hi, tq__now_ns());
+		e = ack_free(t, &g, id, tq__slot(t, idx), idx, hi, tq__now_ns());
 		if (e < 0)
 			return e;
 		ack_group_end(t, &g);

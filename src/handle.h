@@ -161,6 +161,15 @@ static inline int tq__held_add(tq *t, uint32_t entry)
 	return hi;
 }
 
+/* tq__held_add() for a caller that has checked there is a free entry. */
+static inline int tq__held_add_known(tq *t, uint32_t entry)
+{
+	int hi = t->held_free[--t->nheld_free];
+
+	tq__store(&t->proc->held[hi], entry);
+	return hi;
+}
+
 /* Reserve an entry without writing it: it is 0 already (tq__held_del()
  * cleared it), and the caller writes it before its claim. */
 static inline int tq__held_reserve(tq *t)
