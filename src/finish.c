@@ -38,8 +38,9 @@ static inline int leased_slot(tq *t, uint64_t id, uint32_t *idx, int *hi, struct
 	uint32_t i = (uint32_t)id, gen = (uint32_t)(id >> 32), h;
 	struct tq__slot *s;
 
-	/* Generations run from 1 to 0xfffffffe. */
-	if (__builtin_expect(i < t->lay.capacity && gen - 1u < 0xfffffffeu, 1)) {
+	/* A slot whose state says we lease it has a generation from 1 to
+	 * 0xfffffffe: no other generation can match. */
+	if (__builtin_expect(i < t->lay.capacity, 1)) {
 		s = tq__slot(t, i);
 		if (__builtin_expect(tq__load(&s->gen) == gen && tq__load(&s->state) == t->st_leased,
 				     1)) {

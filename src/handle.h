@@ -347,15 +347,18 @@ void tq__slot_flush(tq *t);
 static inline void tq__slot_release_many(tq *t, uint32_t idx)
 {
 	uint32_t w = idx / 64u;
+	uint64_t m;
 
-	if (t->free_mask && w != t->free_word)
-		tq__slot_flush(t);
-	if (!t->free_mask) {
+	/* free_word means something only while free_mask is not 0. */
+	if (w != t->free_word) {
+		if (t->free_mask)
+			tq__slot_flush(t);
 		t->free_word = w;
 		tq__store_rlx(&t->proc->free_word, w);
 	}
-	t->free_mask |= 1ull << (idx % 64u);
-	tq__store(&t->proc->free_mask, t->free_mask);
+	m = t->free_mask | tq__slot_bit(idx);
+	t->free_mask = m;
+	tq__store(&t->proc->free_mask, m);
 	if (++t->free_count >= 16)
 		tq__slot_flush(t);
 }
