@@ -51,7 +51,7 @@ struct tq {
 
 	/* Reserved free slots, all of one bitmap word, named by the process
 	 * record's res_word and res_mask (written there as res_mask). */
-	uint32_t cache[TQ__CACHE_MAX];
+	uint64_t cache[TQ__CACHE_MAX]; /* as task IDs: generation << 32 | index */
 	uint32_t ncache;
 	uint64_t res_mask;
 	uint32_t slot_cursor;      /* next word to look at in the slot window */
@@ -294,12 +294,13 @@ static inline void tq__slot_prefetch(tq *t, uint32_t idx)
 }
 
 /* A reserved free slot from the handle's cache, refilled 32 at a time; the
- * slot stays named in the process record until tq__slot_unname(). The
+ * slot (the low half of its new ID *id) stays named in the process record
+ * until tq__slot_unname(). The
  * caller writes the process record's gauge of cached slots
  * (tq__slot_gauge()), once for a run of takes. ahead (a constant): fetch
  * the next one's lines, for a caller that takes one at a time (a refill
  * has just fetched them all for one that takes a run). */
-static inline int tq__slot_take(tq *t, uint32_t *idx, bool ahead)
+static inline int tq__slot_take(tq *t, uint64_t *id, bool ahead)
 {
 	if (__builtin_expect(!t->ncache, 0)) {
 		int e = tq__slot_refill(t);
@@ -307,11 +308,11 @@ static inline int tq__slot_take(tq *t, uint32_t *idx, bool ahead)
 			return e;
 	}
 	t->ncache--;
-	*idx = t->cache[t->ncache];
+	*id = t->cache[t->ncache];
 	/* Fetch the next slot's lines now, so that the next submit's stores
 	 * hit and its publishing CAS does not wait for them. */
 	if (ahead && t->ncache)
-		tq__slot_prefetch(t, t->cache[t->ncache - 1]);
+		tq__slot_prefetch(t, (uint32_t)t->cache[t->ncache - 1]);
 	return 0;
 }
 

@@ -128,8 +128,8 @@ void tq__proc_release(tq *t)
 	tq__slot_flush(t);
 	while (t->ncache) {
 		t->ncache--;
-		tq__slot_free(t, t->cache[t->ncache]);
-		tq__slot_unname(t, tq__slot_bit(t->cache[t->ncache]));
+		tq__slot_free(t, (uint32_t)t->cache[t->ncache]);
+		tq__slot_unname(t, tq__slot_bit((uint32_t)t->cache[t->ncache]));
 	}
 	tq__slot_flush(t);
 	tq__store_rlx(&p->cached, 0);

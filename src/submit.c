@@ -109,7 +109,7 @@ int tq__slot_refill(tq *t)
 		tq__store(&s->gen, gen);
 		/* No payload yet: recovery must not free a stale block. */
 		tq__store_rlx(&s->len, 0);
-		t->cache[nc++] = got[i];
+		t->cache[nc++] = (uint64_t)gen << 32 | got[i];
 	}
 	t->ncache = nc;
 	if (lost)
@@ -120,7 +120,7 @@ int tq__slot_refill(tq *t)
 /* Put a reserved slot that was not used back into the cache. */
 static void slot_unget(tq *t, uint32_t idx)
 {
-	t->cache[t->ncache] = idx;
+	t->cache[t->ncache] = (uint64_t)tq__load_rlx(&tq__slot(t, idx)->gen) << 32 | idx;
 	t->ncache++;
 	tq__store_rlx(&t->proc->cached, t->ncache + t->free_count);
 }
@@ -228,16 +228,16 @@ submit_fill(struct submit_ctx *c, const void *payload, uint32_t len, uint64_t me
 					c->max_length);
 		}
 	}
-	e = tq__slot_take(t, idx, !plain);
+	/* The ID comes from the generation this handle reserved; once the
+	 * task is published a worker may finish it and the slot may be
+	 * reused before we return. */
+	e = tq__slot_take(t, id, !plain);
 	if (!plain)
 		tq__slot_gauge(t);
 	if (__builtin_expect(e < 0, 0))
 		return submit_undo(c, TQ__NIL, len, e);
+	*idx = (uint32_t)*id;
 	s = tq__slot(t, *idx);
-	/* The ID comes from the generation this handle reserved; once the
-	 * task is published a worker may finish it and the slot may be
-	 * reused before we return. */
-	*id = ((uint64_t)tq__load_rlx(&s->gen) << 32) | *idx;
 	if (len <= TQ__INLINE_MAX) {
 		/* Inline, the common case, without the call. */
 		tq__copy_inline(s->data, payload, len);
@@ -350,11 +350,17 @@ static unsigned submit_run(struct submit_ctx *c, const struct tq_task_spec *spec
 	/* Accepted: counted here, the rest by submit_publish(). */
 	tq__add_rlx(&c->ctr[level * TQ__STRIPES].c[TQ__C_SUBMITTED], p);
 	t->n_submitted += p;
-	for (i = 0; i < p; i++)
-		placed |= tq__slot_bit(idx[i]);
-	if (placed)
-		tq__slot_unname(t, placed);
-	for (; i < k; i++) {
+	/* The run's slots are placed: no longer ours to name. When the run
+	 * emptied the cache, that is every slot the mask still names. */
+	if (p == k && !t->ncache) {
+		tq__slot_unname(t, t->res_mask);
+	} else {
+		for (i = 0; i < p; i++)
+			placed |= tq__slot_bit(idx[i]);
+		if (placed)
+			tq__slot_unname(t, placed);
+	}
+	for (i = p; i < k; i++) {
 		int pe = submit_publish(c, idx[i], level);
 
 		if (pe < 0) {
