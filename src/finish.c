@@ -234,10 +234,32 @@ ack_free(tq *t, struct ack_group *g, uint64_t id, struct tq__slot *s, uint32_t i
 	return 0;
 }
 
+/* The loop of tq_ack_batch(): how many of ids[0..n) it acked. Made twice,
+ * with errs and without (a constant), so neither tests it per task. */
+static inline __attribute__((always_inline)) unsigned
+ack_each(tq *t, struct ack_group *g, const uint64_t *ids, unsigned n, int *errs, uint64_t now)
+{
+	unsigned acked = 0;
+
+	for (unsigned i = 0; i < n; i++) {
+		struct tq__slot *s;
+		uint32_t idx;
+		int hi, e;
+
+		e = leased_slot(t, ids[i], &idx, &hi, &s);
+		if (e == 0)
+			e = ack_free(t, g, ids[i], s, idx, hi, now);
+		if (errs)
+			errs[i] = e;
+		acked += e == 0;
+	}
+	return acked;
+}
+
 int tq_ack_batch(tq *t, const uint64_t *ids, unsigned n, int *errs)
 {
 	struct ack_group g = { .q = UINT32_MAX };
-	unsigned acked = 0;
+	unsigned acked;
 	uint64_t now;
 
 	if (!t)
@@ -246,18 +268,7 @@ int tq_ack_batch(tq *t, const uint64_t *ids, unsigned n, int *errs)
 	if (!ids || n < 1 || n > TQ_BATCH_MAX)
 		return tq__fail(t, -EINVAL, "a batch holds 1..%u tasks, not %u", TQ_BATCH_MAX, n);
 	now = tq__now_ns();
-	for (unsigned i = 0; i < n; i++) {
-		struct tq__slot *s;
-		uint32_t idx;
-		int hi, e;
-
-		e = leased_slot(t, ids[i], &idx, &hi, &s);
-		if (e == 0)
-			e = ack_free(t, &g, ids[i], s, idx, hi, now);
-		if (errs)
-			errs[i] = e;
-		acked += e == 0;
-	}
+	acked = errs ? ack_each(t, &g, ids, n, errs, now) : ack_each(t, &g, ids, n, NULL, now);
 	if (g.n)
 		ack_group_end(t, &g);
 	tq__slot_release_end(t);
