@@ -48,8 +48,8 @@ static inline int leased_slot(tq *t, uint64_t id, uint32_t *idx, int *hi, struct
 			 * when we leased it, and only the lessee writes it). */
 			h = tq__load_rlx(&s->held);
 			if (__builtin_expect(h < TQ_HELD_MAX && t->held_t0[h] &&
-					     tq__load_rlx(&t->proc->held[h]) ==
-						     tq__held(TQ__H_SLOT, i), 1)) {
+					     tq__load_rlx(&t->proc->held[h]) == tq__held_slot(i),
+				     1)) {
 				*idx = i;
 				*hi = (int)h;
 				*sp = s;

@@ -179,6 +179,10 @@ static inline uint32_t tq__blockref_index(uint32_t ref) { return ref & 0x0ffffff
 /* Held-list entry of a process record: kind:2 | index:30. 0 is empty. */
 enum { TQ__H_SLOT = 1, TQ__H_CHUNK = 2, TQ__H_BLOCK = 3 };
 static inline uint32_t tq__held(unsigned kind, uint32_t idx) { return ((uint32_t)kind << 30) | (idx & 0x3fffffffu); }
+/* The entry of slot idx < capacity (at most TQ_CAPACITY_MAX, checked at
+ * create and attach, under 2^30: nothing to mask off). */
+static inline uint32_t tq__held_slot(uint32_t idx) { return (uint32_t)TQ__H_SLOT << 30 | idx; }
+_Static_assert(TQ_CAPACITY_MAX <= 0x40000000u, "slot indices fit a held entry");
 
 /* ------------------------------------------------------------------------
  * A ring: an unbounded FIFO of slot indices made of 512-cell chunks taken

@@ -444,7 +444,7 @@ int tq__ring_pop_many(tq *t, uint32_t r, unsigned kind, uint64_t new_state, uint
 		s = &slots[idx];
 		if (tq__load(&s->state) != expect)
 			break;
-		h = tq__held_add_known(t, tq__held(TQ__H_SLOT, idx));   /* max <= nheld_free */
+		h = tq__held_add_known(t, tq__held_slot(idx));   /* max <= nheld_free, idx < cap */
 		if (!tq__cas64(&s->state, expect, new_state)) {
 			tq__held_del(t, h);
 			break;
