@@ -359,7 +359,8 @@ static void goals(FILE *f, const struct result *rs, size_t n, const struct resul
 	if (b) {
 		char line[256];
 
-		fputs("- instructions per task (callgrind, perf/baseline.txt; goal at most 400):", f);
+		fputs("- instructions per task (callgrind, perf/baseline.txt; goal at most 400; "
+		      "b64-: batches of 64):", f);
 		/* The separator goes before an item: entries may follow
 		 * "total" (the batched b64-* ones). */
 		for (int first = 1; fgets(line, sizeof(line), b);) {
@@ -369,7 +370,8 @@ static void goals(FILE *f, const struct result *rs, size_t n, const struct resul
 			if (line[0] == '#' || sscanf(line, "%31s %lu", k, &v) != 2)
 				continue;
 			fprintf(f, "%s %s %lu%s", first ? "" : ",", k, v,
-				strcmp(k, "total") ? "" : v <= 400 ? " (met)" : " (NOT met)");
+				strcmp(k, "total") && strcmp(k, "b64-total") ? "" :
+				v <= 400 ? " (met)" : " (NOT met)");
 			first = 0;
 		}
 		fputc('\n', f);
