@@ -142,9 +142,9 @@ static void leases_ended(tq *t)
 }
 
 /* A task leaves its queue for good (acked, dead-lettered, cancelled). */
-void tq__queue_leave_counted(tq *t, uint32_t q)
+void tq__queue_leave_counted(tq *t, uint32_t q, uint32_t n)
 {
-	tq__add(&tq__queue(t, q)->count, (uint64_t)-1);
+	tq__add(&tq__queue(t, q)->count, -(uint64_t)n);
 	tq__wake_space(t);
 }
 
@@ -188,10 +188,7 @@ struct ack_group {
 static inline void ack_group_end(tq *t, struct ack_group *g)
 {
 	tq__count(t, g->q, g->lv, TQ__C_ACKED, g->n);
-	if (tq__load_rlx(&tq__queue(t, g->q)->max_length)) {
-		tq__add(&tq__queue(t, g->q)->count, -(uint64_t)g->n);
-		tq__wake_space(t);
-	}
+	tq__queue_leave_n(t, g->q, g->n);
 	g->n = 0;
 }
 

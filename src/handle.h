@@ -149,25 +149,22 @@ int tq__owner_pid(tq *t, uint64_t token);
 bool tq__token_alive(tq *t, uint64_t token);
 
 /* The held list (proc.c explains it), on every hot path, so inline. An
- * entry is named in the segment before the thing it names is claimed. */
-static inline int tq__held_add(tq *t, uint32_t entry)
-{
-	int hi;
-
-	if (!t->nheld_free)
-		return -ENOBUFS;
-	hi = t->held_free[--t->nheld_free];
-	tq__store(&t->proc->held[hi], entry);
-	return hi;
-}
-
-/* tq__held_add() for a caller that has checked there is a free entry. */
+ * entry is named in the segment before the thing it names is claimed.
+ * This form is for a caller that has checked there is a free entry. */
 static inline int tq__held_add_known(tq *t, uint32_t entry)
 {
 	int hi = t->held_free[--t->nheld_free];
 
 	tq__store(&t->proc->held[hi], entry);
 	return hi;
+}
+
+/* The same, checking that there is a free entry: -ENOBUFS if not. */
+static inline int tq__held_add(tq *t, uint32_t entry)
+{
+	if (!t->nheld_free)
+		return -ENOBUFS;
+	return tq__held_add_known(t, entry);
 }
 
 /* Reserve an entry without writing it: it is 0 already (tq__held_del()
@@ -266,8 +263,8 @@ static inline void tq__payload_drop(tq *t, struct tq__slot *s)
 int tq__payload_replace(tq *t, struct tq__slot *s, const void *data, uint32_t len);
 const void *tq__payload_ptr_block(tq *t, const struct tq__slot *s, uint32_t *len);
 
-/* Where the slot's bytes are (*len of them), or NULL if the slot is
- * corrupt. Inline payloads without the call. */
+/* Where the slot's bytes are (*len of them), or NULL (and *len 0) if the
+ * slot is corrupt. Inline payloads without the call. */
 static inline const void *tq__payload_ptr(tq *t, const struct tq__slot *s, uint32_t *len)
 {
 	uint32_t n = tq__load_rlx(&s->len);
@@ -293,13 +290,13 @@ static inline void tq__slot_prefetch(tq *t, uint32_t idx)
 	__builtin_prefetch(p + TQ__CACHELINE, 1, 3);
 }
 
-/* A reserved free slot from the handle's cache, refilled 32 at a time; the
- * slot (the low half of its new ID *id) stays named in the process record
- * until tq__slot_unname(). The
- * caller writes the process record's gauge of cached slots
- * (tq__slot_gauge()), once for a run of takes. ahead (a constant): fetch
- * the next one's lines, for a caller that takes one at a time (a refill
- * has just fetched them all for one that takes a run). */
+/* A reserved free slot from the handle's cache, refilled 32 at a time, as
+ * its new ID *id (the slot is its low half); it stays named in the process
+ * record until tq__slot_unname(). The caller writes the process record's
+ * gauge of cached slots (tq__slot_gauge()), once for a run of takes.
+ * ahead (a constant): fetch the next one's lines, for a caller that takes
+ * one at a time (a refill has just fetched them all for one that takes a
+ * run). */
 static inline int tq__slot_take(tq *t, uint64_t *id, bool ahead)
 {
 	if (__builtin_expect(!t->ncache, 0)) {
@@ -367,7 +364,7 @@ static inline void tq__slot_release_many(tq *t, uint32_t idx)
 /* The end of a loop of tq__slot_release_many(). */
 static inline void tq__slot_release_end(tq *t)
 {
-	tq__store_rlx(&t->proc->cached, t->ncache + t->free_count);
+	tq__slot_gauge(t);
 	if (t->free_mask && tq__load_rlx(&t->hdr->space.count))
 		tq__slot_flush(t);
 }
@@ -452,14 +449,19 @@ int64_t tq__delay_next_ns(tq *t);
 
 /* finish.c helpers used by inspect.c */
 int tq__publish_ready(tq *t, uint32_t idx, uint32_t q, uint32_t lv);
-void tq__queue_leave_counted(tq *t, uint32_t q);
+void tq__queue_leave_counted(tq *t, uint32_t q, uint32_t n);
 
-/* A task leaves its queue for good (acked, dead-lettered, cancelled): its
- * queue counts it if it has a max_length. */
-static inline void tq__queue_leave(tq *t, uint32_t q)
+/* n tasks leave queue q for good (acked, dead-lettered, cancelled): the
+ * queue counts them if it has a max_length. */
+static inline void tq__queue_leave_n(tq *t, uint32_t q, uint32_t n)
 {
 	if (tq__load_rlx(&tq__queue(t, q)->max_length))
-		tq__queue_leave_counted(t, q);
+		tq__queue_leave_counted(t, q, n);
+}
+
+static inline void tq__queue_leave(tq *t, uint32_t q)
+{
+	tq__queue_leave_n(t, q, 1);
 }
 
 #endif /* TQ_HANDLE_H */

@@ -36,7 +36,7 @@ lease_stamp(tq *t, uint32_t idx, int hi, uint32_t q, uint32_t lv, uint64_t now,
 	    uint32_t lease_ms, struct tq__hist *wait, struct tq_task *o)
 {
 	struct tq__slot *s = tq__slot(t, idx);
-	uint32_t att, len;
+	uint32_t att;
 	uint64_t due, sub;
 
 	tq__store_rlx(&s->held, (uint16_t)hi);
@@ -49,14 +49,7 @@ lease_stamp(tq *t, uint32_t idx, int hi, uint32_t q, uint32_t lv, uint64_t now,
 		lease_ms = tq__load_rlx(&s->lease_ms);
 	due = now + (uint64_t)lease_ms * 1000000ull;
 	tq__store_rlx(&s->due_ns, due);
-	len = tq__load_rlx(&s->len);
-	if (__builtin_expect(len <= TQ__INLINE_MAX, 1)) {
-		o->payload = s->data;
-		o->len = len;
-	} else {
-		o->payload = tq__payload_ptr_block(t, s, &len);
-		o->len = o->payload ? len : 0;
-	}
+	o->payload = tq__payload_ptr(t, s, &o->len);      /* NULL and 0 if corrupt */
 	sub = tq__load_rlx(&s->submitted_ns);
 	o->id = ((uint64_t)tq__load_rlx(&s->gen) << 32) | idx;
 	o->queue = q;

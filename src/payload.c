@@ -69,16 +69,19 @@ const void *tq__payload_ptr_block(tq *t, const struct tq__slot *s, uint32_t *len
 {
 	uint32_t len = tq__load_rlx(&s->len), ref, cls, idx;
 
+	*lenp = 0;
 	if (len > t->lay.max_payload)
 		return NULL;
-	*lenp = len;
-	if (len <= TQ__INLINE_MAX)
+	if (len <= TQ__INLINE_MAX) {
+		*lenp = len;
 		return s->data;
+	}
 	ref = tq__load_rlx(&s->block);
 	cls = tq__blockref_class(ref);
 	idx = tq__blockref_index(ref);
 	if (cls >= t->lay.nclasses || idx >= t->lay.class_count[cls] || t->lay.class_size[cls] < len)
 		return NULL;
+	*lenp = len;
 	return tq__block(t, cls, idx);
 }
 

@@ -129,8 +129,8 @@ void tq__proc_release(tq *t)
 	while (t->ncache) {
 		t->ncache--;
 		tq__slot_free(t, (uint32_t)t->cache[t->ncache]);
-		tq__slot_unname(t, tq__slot_bit((uint32_t)t->cache[t->ncache]));
 	}
+	tq__slot_unname(t, t->res_mask);     /* all of them back in the pool */
 	tq__slot_flush(t);
 	tq__store_rlx(&p->cached, 0);
 	for (uint32_t h = 0; h < TQ_HELD_MAX; h++)

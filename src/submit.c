@@ -73,13 +73,13 @@ int tq__slot_refill(tq *t)
 		if (t->slot_far < TQ__SLOT_WINDOW)
 			t->slot_far = TQ__SLOT_WINDOW;
 	}
-	/* Behind a deep queue these slots were last written long ago: fetch
-	 * them all before the claims, whose full barriers would otherwise
-	 * wait for each miss in turn. */
 	if (!n)
 		return -EAGAIN;
 	if (__builtin_expect(t->res_mask != 0, 0))
 		return tq__fail(t, -EPROTO, "refill with reserved slots still named");
+	/* Behind a deep queue these slots were last written long ago: fetch
+	 * them all before the claims, whose full barriers would otherwise
+	 * wait for each miss in turn. */
 	for (unsigned i = 0; i < n; i++) {
 		tq__slot_prefetch(t, got[i]);
 		mask |= tq__slot_bit(got[i]);
@@ -122,7 +122,7 @@ static void slot_unget(tq *t, uint32_t idx)
 {
 	t->cache[t->ncache] = (uint64_t)tq__load_rlx(&tq__slot(t, idx)->gen) << 32 | idx;
 	t->ncache++;
-	tq__store_rlx(&t->proc->cached, t->ncache + t->free_count);
+	tq__slot_gauge(t);
 }
 
 /* Clear the bits of the slots freed since the last flush (handle.h,
